@@ -1,0 +1,1 @@
+"""Hooks: MLflow (connection type ``mlflow``) and SQL data access."""
