@@ -1,0 +1,105 @@
+"""DAG integrity: the bundled DAGs load, parse light (no heavy imports, no connections), and a broken YAML
+is an import error of its own model only."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.helpers import BUNDLED, bundled_config
+
+HEAVY = ["pandas", "sklearn", "lightgbm", "mlflow", "great_expectations", "alibi_detect"]
+
+PARSE_SCRIPT = """
+import json, sys
+from airflow.dag_processing.dagbag import DagBag
+from airflow.sdk import BaseHook
+from airflow.models.connection import Connection
+lookups = []
+def spy(kind):
+    def record(*args, **kwargs):
+        lookups.append(kind)
+        raise RuntimeError("connection lookup at parse time")
+    return record
+BaseHook.get_connection = classmethod(spy("BaseHook.get_connection"))
+Connection.get_connection_from_secrets = classmethod(spy("Connection.get_connection_from_secrets"))
+before = set(sys.modules)
+bag = DagBag(sys.argv[1])
+heavy = sorted(m for m in %(heavy)r if m in sys.modules and m not in before)
+print(json.dumps({"dags": sorted(bag.dag_ids), "errors": bag.import_errors, "heavy": heavy,
+                  "lookups": lookups, "warnings": {k: list(v) for k, v in bag.captured_warnings.items()}}))
+""" % {"heavy": HEAVY}
+
+
+def parse(folder: Path) -> dict:
+    env = {**os.environ, "AIRFLOW__CORE__DAGS_FOLDER": str(folder)}
+    completed = subprocess.run([sys.executable, "-c", PARSE_SCRIPT, str(folder)], capture_output=True, text=True,
+                               env=env, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def test_bundled_dags_load_light_and_without_connections():
+    result = parse(BUNDLED)
+    assert result["errors"] == {}
+    assert result["dags"] == ["mlops_ct__credit_risk"]
+    assert result["heavy"] == [], f"heavy modules imported at parse time: {result['heavy']}"
+    assert result["lookups"] == []
+
+
+def test_broken_yaml_is_an_import_error_of_its_model_only(tmp_path):
+    shutil.copytree(BUNDLED, tmp_path, dirs_exist_ok=True)
+    shutil.copy(BUNDLED / "mlops_credit_risk.py", tmp_path / "mlops_fraud.py")
+    (tmp_path / "configs" / "fraud.yaml").write_text(
+        yaml.safe_dump(bundled_config(model="fraud", **{"gate.non_inferiority_margin": "small"})))
+    result = parse(tmp_path)
+    assert result["dags"] == ["mlops_ct__credit_risk"]
+    assert [Path(p).name for p in result["errors"]] == ["mlops_fraud.py"]
+    message = next(iter(result["errors"].values()))
+    assert "configs/fraud.yaml: gate.non_inferiority_margin" in message
+
+
+def test_dag_shape():
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(str(BUNDLED)).dags["mlops_ct__credit_risk"]
+    order = ["extract", "validate", "train", "evaluate_gate", "register", "promote"]
+    assert set(dag.task_ids) == set(order)
+    for upstream, downstream in zip(order, order[1:]):
+        assert downstream in dag.get_task(upstream).downstream_task_ids
+    assert dag.max_active_runs == 1 and "mlops" in dag.tags
+    schedule = dag.timetable
+    assert type(schedule).__name__ == "AssetOrTimeSchedule"
+    assert [asset.uri for asset in schedule.asset_condition.objects] == ["mlops://credit_risk/drift"]
+
+
+def test_provider_info_is_valid_and_listed():
+    import jsonschema
+    from importlib.resources import files
+
+    from airflow_mlops import get_provider_info
+
+    schema = json.loads((files("airflow") / "provider_info.schema.json").read_text())
+    jsonschema.validate(get_provider_info(), schema)
+    airflow = Path(sys.executable).with_name("airflow")
+    listed = subprocess.run([str(airflow), "providers", "list", "-o", "json"], capture_output=True, text=True,
+                            timeout=300)
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    packages = {p["package_name"] for p in json.loads(listed.stdout[listed.stdout.index("["):])}
+    assert "airflow-provider-mlops" in packages
+
+
+@pytest.mark.parametrize("module", ["airflow_mlops.operators.extract", "airflow_mlops.operators.validation",
+                                    "airflow_mlops.operators.training", "airflow_mlops.operators.gate",
+                                    "airflow_mlops.operators.registry", "airflow_mlops.dag_factory"])
+def test_operator_modules_import_nothing_heavy(module):
+    code = f"import sys, json; import {module}; print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
