@@ -139,6 +139,7 @@ def summarise_run(dag_run) -> dict:
     with create_session() as session:
         tis = session.query(TaskInstance).filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id).all()
         states = {ti.task_id: str(ti.state) for ti in tis}
+        tries = {ti.task_id: ti.try_number for ti in tis}
         results = {}
         for ti in tis:
             row = session.query(XComModel).filter_by(dag_id=ti.dag_id, run_id=ti.run_id, task_id=ti.task_id,
@@ -146,7 +147,8 @@ def summarise_run(dag_run) -> dict:
             if row is not None:
                 value = row.value
                 results[ti.task_id] = json.loads(value) if isinstance(value, str) else value
-    return {"run_id": dag_run.run_id, "state": str(dag_run.state), "tasks": states, "results": results}
+    return {"run_id": dag_run.run_id, "state": str(dag_run.state), "tasks": states, "tries": tries,
+            "results": results}
 
 
 def registry_summary(environment: DemoEnvironment) -> dict:

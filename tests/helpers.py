@@ -39,7 +39,7 @@ class Project:
                                               "artifact_root": (root / "artifacts").as_uri()}}))
 
     def write_model(self, name: str, **overrides) -> Path:
-        raw = bundled_config(model=name, retries=0, **overrides)
+        raw = bundled_config(**{"model": name, "retries": 0, **overrides})
         config = self.dags_folder / "configs" / f"{name}.yaml"
         config.write_text(yaml.safe_dump(raw, sort_keys=False))
         stub = self.dags_folder / f"mlops_{name}.py"
