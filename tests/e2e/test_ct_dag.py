@@ -127,3 +127,19 @@ def test_postgres_as_the_data_source(project, postgres_schema, monkeypatch):
     lite = project.run("e2e_lite", FIRST)
     assert lite["results"]["extract"]["fingerprint"] == extract["fingerprint"]
     assert run["results"]["promote"]["champion"] == "1"
+
+
+def test_documented_example_dag_runs(project):
+    import shutil
+
+    from airflow_mlops.demo import run_dag
+    from tests.conftest import REPO
+
+    project.write_model("credit_risk")
+    example = project.dags_folder / "example_mlops_own_dag.py"
+    shutil.copy(REPO / "docs" / "examples" / "example_own_dag.py", example)
+    project.written.append(example)
+    project.grow(FIRST)
+    run = run_dag("example_mlops_own_dag", FIRST)
+    assert run["state"] == "success", run["tasks"]
+    assert run["results"]["promote"]["champion"] == "1"
