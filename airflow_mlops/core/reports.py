@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import html
 import json
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem;color:#222}

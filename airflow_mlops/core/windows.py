@@ -21,7 +21,7 @@ class TrainingWindows:
                 "end": self.end.isoformat()}
 
     @classmethod
-    def from_dict(cls, raw: dict[str, str]) -> "TrainingWindows":
+    def from_dict(cls, raw: dict[str, str]) -> TrainingWindows:
         return cls(*(datetime.fromisoformat(raw[k]) for k in ("train_start", "holdout_start", "end")))
 
 

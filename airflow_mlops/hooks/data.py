@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from functools import cached_property
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 from airflow.sdk import BaseHook
 

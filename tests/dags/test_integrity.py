@@ -72,7 +72,7 @@ def test_dag_shape():
     dag = DagBag(str(BUNDLED)).dags["mlops_ct__credit_risk"]
     order = ["extract", "validate", "train", "evaluate_gate", "register", "promote"]
     assert set(dag.task_ids) == set(order)
-    for upstream, downstream in zip(order, order[1:]):
+    for upstream, downstream in zip(order, order[1:], strict=False):
         assert downstream in dag.get_task(upstream).downstream_task_ids
     assert dag.max_active_runs == 1 and "mlops" in dag.tags
     schedule = dag.timetable

@@ -57,4 +57,4 @@ def test_connection_check(monkeypatch, tmp_path):
 def test_missing_host_is_a_clear_error(monkeypatch):
     set_conn(monkeypatch, "empty")
     with pytest.raises(ValueError, match="set 'host' or extra 'tracking_uri'"):
-        MLflowHook("empty").settings
+        _ = MLflowHook("empty").settings
