@@ -76,7 +76,10 @@ class MLOpsBaseOperator(BaseOperator):
 
         dag_id, run_id = self.run_identity(context)
         config = self.model_config
-        return {"mlops.dag_id": dag_id, "mlops.run_id": run_id, "mlops.task_id": self.task_id,
+        # The DAG bundle's version (a git commit for git bundles) pins the DAG code that ran.
+        bundle_version = getattr(context.get("dag_run"), "bundle_version", None) or "unversioned"
+        return {"mlops.bundle_version": str(bundle_version),
+                "mlops.dag_id": dag_id, "mlops.run_id": run_id, "mlops.task_id": self.task_id,
                 "mlops.model": config.model, "mlops.config_hash": config.config_hash(),
                 "mlops.code_version": f"airflow-provider-mlops=={__version__}"}
 

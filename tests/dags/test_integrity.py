@@ -103,3 +103,14 @@ def test_operator_modules_import_nothing_heavy(module):
     code = f"import sys, json; import {module}; print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_inconclusive_approval_step_is_added_only_when_configured():
+    from airflow_mlops.core.config import parse_config
+    from airflow_mlops.dag_factory import build_ct_dag
+
+    plain = build_ct_dag(parse_config(bundled_config()), "credit_risk.yaml")
+    assert "approve_challenger" not in plain.task_ids
+    approving = build_ct_dag(parse_config(bundled_config(**{"gate.on_inconclusive": "approve"})), "x.yaml")
+    approve = approving.get_task("approve_challenger")
+    assert approve.upstream_task_ids == {"register"} and approve.downstream_task_ids == {"promote"}

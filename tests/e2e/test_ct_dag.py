@@ -28,6 +28,7 @@ def test_first_model_becomes_champion_then_challenger_is_judged(project):
     train_run = client.get_run(gate["challenger_run_id"])
     tags, params = train_run.data.tags, train_run.data.params
     for tag in ("mlops.data_fingerprint", "mlops.config_hash", "mlops.code_version", "mlops.package_versions",
+                "mlops.bundle_version",
                 "mlops.model_uri"):
         assert tags[tag]
     assert params["seed"] == "42" and int(params["train_rows"]) > 1000
