@@ -190,6 +190,23 @@ def run_demo(home: Path) -> int:
     return 0 if ok else 1
 
 
+def validation_failure(environment: DemoEnvironment, run: dict) -> str:
+    """What the failed validation found, read back from the report stored in its MLflow run."""
+    from mlflow import MlflowClient
+
+    from airflow_mlops.core.validation import failure_summary
+    from airflow_mlops.hooks.mlflow import load_json
+
+    client = MlflowClient(tracking_uri=environment.mlflow_uri)
+    experiment = client.get_experiment_by_name(f"mlops/{MODEL}")
+    runs = client.search_runs([experiment.experiment_id], max_results=1, filter_string=(
+        f"tags.`mlops.task_id` = 'validate' and tags.`mlops.run_id` = '{run['run_id']}'"))
+    if not runs:
+        return "no report found"
+    report = load_json(client, runs[0].info.run_id, "validation/report.json")
+    return f"{failure_summary(report)} (report: validation/report.html in MLflow run {runs[0].info.run_id})"
+
+
 def print_summary(environment: DemoEnvironment, steps: list[tuple[str, dict]]) -> None:
     print("\n=== airflow-mlops demo summary ===")
     for title, run in steps:
@@ -206,7 +223,7 @@ def print_summary(environment: DemoEnvironment, steps: list[tuple[str, dict]]) -
         if "promote" in results:
             line += f"; champion is now version {results['promote']['champion']}"
         if run["tasks"].get("validate") == "failed":
-            line += "; validation FAILED: bad data caught before training (see the validate task's report)"
+            line += f"; validation FAILED, bad data caught before training: {validation_failure(environment, run)}"
         print(line)
     registry = registry_summary(environment)
     print(f"- registry {MODEL}: versions {registry['versions']}, aliases {registry['aliases']}")
