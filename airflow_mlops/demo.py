@@ -69,6 +69,17 @@ def environment_for(home: Path) -> dict[str, str]:
     }
 
 
+def with_overrides(raw: dict, overrides: dict) -> dict:
+    """Set ``{"gate.minimum": ...}``-style dotted fields in a raw config mapping (in place; returned)."""
+    for dotted, value in overrides.items():
+        target = raw
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            target = target.setdefault(part, {})
+        target[leaf] = value
+    return raw
+
+
 def prepare_home(home: Path, *, config_overrides: dict | None = None, fresh: bool = True) -> DemoEnvironment:
     """Create the home folder with the bundled DAGs and an initialised Airflow metadata database."""
     import yaml
@@ -81,13 +92,7 @@ def prepare_home(home: Path, *, config_overrides: dict | None = None, fresh: boo
     for stub in source.glob("mlops_*.py"):
         shutil.copy(stub, home / "dags" / stub.name)
     for config_file in (source / "configs").glob("*.y*ml"):
-        raw = yaml.safe_load(config_file.read_text())
-        for dotted, value in (config_overrides or {}).items():
-            target = raw
-            *parents, leaf = dotted.split(".")
-            for part in parents:
-                target = target.setdefault(part, {})
-            target[leaf] = value
+        raw = with_overrides(yaml.safe_load(config_file.read_text()), config_overrides or {})
         (home / "dags" / "configs" / config_file.name).write_text(yaml.safe_dump(raw, sort_keys=False))
     environment = DemoEnvironment(home, environment_for(home))
     airflow = Path(sys.executable).with_name("airflow")

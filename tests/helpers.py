@@ -9,20 +9,13 @@ from pathlib import Path
 
 import yaml
 
-from airflow_mlops.demo import DATA_START, DemoEnvironment, bundled_dags_dir, grow_data, run_dag
+from airflow_mlops.demo import DATA_START, DemoEnvironment, bundled_dags_dir, grow_data, run_dag, with_overrides
 
 BUNDLED = bundled_dags_dir()
 
 
 def bundled_config(**overrides) -> dict:
-    raw = yaml.safe_load((BUNDLED / "configs" / "credit_risk.yaml").read_text())
-    for dotted, value in overrides.items():
-        target = raw
-        *parents, leaf = dotted.split(".")
-        for part in parents:
-            target = target.setdefault(part, {})
-        target[leaf] = value
-    return raw
+    return with_overrides(yaml.safe_load((BUNDLED / "configs" / "credit_risk.yaml").read_text()), overrides)
 
 
 class Project:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from airflow_mlops.core.config import HIGHER_IS_BETTER, GateConfig
+from airflow_mlops.core.config import GateConfig
 from airflow_mlops.core.stats import PairedComparison, compare, compute_metrics
 
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
@@ -132,6 +132,3 @@ def evaluate_gate(config: GateConfig, y, challenger, champion=None, *, slices: d
         report.verdict = PASS
     return report
 
-
-def direction(metric: str) -> str:
-    return "higher is better" if HIGHER_IS_BETTER[metric] else "lower is better"

@@ -124,9 +124,10 @@ class TrainModelOperator(MLOpsBaseOperator):
 
     def _cached_result(self, client, run_id: str) -> dict | None:
         """The result of an earlier try of this task, if it logged a model for the same data."""
-        tags = client.get_run(run_id).data.tags
+        recorded = client.get_run(run_id).data
+        tags = recorded.tags
         if MODEL_URI_TAG not in tags or tags.get("mlops.data_fingerprint") != self.data["fingerprint"]:
             return None
-        metrics = {k.removeprefix("holdout_"): v for k, v in client.get_run(run_id).data.metrics.items()
+        metrics = {k.removeprefix("holdout_"): v for k, v in recorded.metrics.items()
                    if k.startswith("holdout_")}
         return {"run_id": run_id, "model_uri": tags[MODEL_URI_TAG], "metrics": metrics, "data": self.data}
