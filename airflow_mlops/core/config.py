@@ -196,6 +196,10 @@ class DriftConfig(_Strict):
     min_effect_size: float = Field(default=0.1, ge=0)
     min_sample_size: int = Field(default=100, ge=1)
     cooldown: Duration = timedelta(days=3)
+    # Performance drift: the champion's metric on labelled rows of the window vs its holdout value.
+    performance_margin: float = Field(default=0.02, ge=0)
+    # The reference: the champion's stored training sample, or this SQL (run on the data connection).
+    reference_query: str | None = None
 
 
 class MlflowConfig(_Strict):

@@ -118,27 +118,35 @@ def _normal_quantile(confidence: float) -> float:
     return float(norm.ppf(0.5 + confidence / 2))
 
 
-def delong_test(y, score_a, score_b, confidence: float = 0.95) -> dict:
-    """DeLong's test of AUC(b) - AUC(a) for two scores on the same rows (Sun & Xu 2014).
-
-    Returns both AUCs, their covariance matrix, the difference, its standard error, z, the two-sided
-    p-value and the confidence interval of the difference.
-    """
-    from scipy.stats import norm, rankdata
+def _delong(y, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """AUCs of each row of ``scores`` and their DeLong covariance matrix (Sun & Xu 2014, by mid-ranks)."""
+    from scipy.stats import rankdata
 
     y = np.asarray(y)
-    scores = np.vstack([np.asarray(score_a, dtype=np.float64), np.asarray(score_b, dtype=np.float64)])
     pos, neg = scores[:, y == 1], scores[:, y != 1]
     m, n = pos.shape[1], neg.shape[1]
     if m < 2 or n < 2:
-        raise ValueError("DeLong's test needs at least two rows of each class")
+        raise ValueError("DeLong's method needs at least two rows of each class")
     tx = rankdata(pos, axis=1)
     ty = rankdata(neg, axis=1)
     tz = rankdata(np.hstack([pos, neg]), axis=1)
     aucs = (tz[:, :m].sum(axis=1) / m - (m + 1) / 2) / n
     v_pos = (tz[:, :m] - tx) / n          # structural components of the positives
     v_neg = 1.0 - (tz[:, m:] - ty) / m    # ... and of the negatives
-    covariance = np.cov(v_pos) / m + np.cov(v_neg) / n
+    covariance = np.atleast_2d(np.cov(v_pos) / m + np.cov(v_neg) / n)
+    return aucs, covariance
+
+
+def delong_test(y, score_a, score_b, confidence: float = 0.95) -> dict:
+    """DeLong's test of AUC(b) - AUC(a) for two scores on the same rows (Sun & Xu 2014).
+
+    Returns both AUCs, their covariance matrix, the difference, its standard error, z, the two-sided
+    p-value and the confidence interval of the difference.
+    """
+    from scipy.stats import norm
+
+    scores = np.vstack([np.asarray(score_a, dtype=np.float64), np.asarray(score_b, dtype=np.float64)])
+    aucs, covariance = _delong(y, scores)
     diff = float(aucs[1] - aucs[0])
     variance = float(covariance[0, 0] + covariance[1, 1] - 2 * covariance[0, 1])
     se = float(np.sqrt(max(variance, 0.0)))
@@ -207,3 +215,24 @@ def compare(metric: str, y, champion, challenger, *, confidence: float = 0.95, s
                                 result["ci"][0], result["ci"][1], result["p_value"], confidence,
                                 int(np.asarray(y).size))
     return paired_bootstrap(metric, y, champion, challenger, samples=samples, confidence=confidence, seed=seed)
+
+
+def metric_interval(metric: str, y, score, *, confidence: float = 0.95, samples: int = 1000,
+                    seed: int = 0) -> tuple[float, float, float]:
+    """(value, low, high) of one metric on one sample: DeLong's normal interval for ROC AUC (clipped to
+    [0, 1]), a seeded percentile bootstrap for every other metric."""
+    y = np.asarray(y, dtype=np.int8)
+    score = np.asarray(score, dtype=np.float64)
+    if metric == "roc_auc":
+        aucs, covariance = _delong(y, score[None, :])
+        half = _normal_quantile(confidence) * float(np.sqrt(max(covariance[0, 0], 0.0)))
+        value = float(aucs[0])
+        return value, max(0.0, value - half), min(1.0, value + half)
+    value = compute_metric(metric, y, score)
+    rng = np.random.default_rng(seed)
+    values = np.concatenate([[compute_metric(metric, y[index], score[index]) for index in block]
+                             for block in _bootstrap_blocks(y.size, samples, rng)])
+    values = values[~np.isnan(values)]
+    alpha = 1 - confidence
+    low, high = np.quantile(values, [alpha / 2, 1 - alpha / 2])
+    return value, float(low), float(high)

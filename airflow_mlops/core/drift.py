@@ -1,0 +1,447 @@
+"""Data drift between a reference sample and a current window (builtin backend: numpy + scipy).
+
+Per feature, on the non-missing values:
+* numeric: two-sample Kolmogorov-Smirnov test (asymptotic p-value, as alibi-detect computes it) and the
+  Wasserstein-1 distance divided by the reference's standard deviation as effect size;
+* categorical: chi-square test of the 2 x k contingency table over the union of categories (so a category
+  never seen in the reference counts; Yates' correction when k = 2, as scipy and alibi-detect do) and the
+  Jensen-Shannon distance (base 2, in [0, 1]) as effect size.
+Missing values are their own signal: the null rates are compared with a 2 x 2 chi-square test and Cohen's h.
+
+All p-values of one report form one family, corrected with Benjamini-Hochberg (or Bonferroni). A feature drifts
+when a corrected p-value is below ``p_value`` AND its effect size reaches ``min_effect_size``: with 100k rows a
+shift nobody cares about is still "significant". The data set drifts when the share of tested features that
+drift reaches ``drift_share``. Too few rows gives ``insufficient_data``, never drift.
+
+The statistics backend is pluggable (``backend="alibi"`` takes the per-feature p-values from alibi-detect);
+everything else (effect sizes, nulls, correction, decision, charts) is shared, so both give the same report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+NUMERIC, CATEGORICAL = "numeric", "categorical"
+DRIFT, NO_DRIFT, INSUFFICIENT = "drift", "no_drift", "insufficient_data"
+_CHART_BINS = 20
+_CHART_CATEGORIES = 15
+
+
+class DriftInputError(ValueError):
+    """Reference and current data cannot be compared; the message says which columns and why."""
+
+
+@dataclass(frozen=True)
+class DriftSettings:
+    """The knobs of a drift check (``drift:`` in the model config has the same names)."""
+
+    p_value: float = 0.05
+    correction: str = "bh"  # bh | bonferroni | none
+    drift_share: float = 0.5
+    min_effect_size: float = 0.1
+    min_sample_size: int = 100
+    backend: str = "builtin"  # builtin | alibi
+
+    @classmethod
+    def from_config(cls, drift_config) -> DriftSettings:
+        return cls(**{name: getattr(drift_config, name) for name in cls.__dataclass_fields__})
+
+
+@dataclass
+class FeatureDrift:
+    feature: str
+    kind: str
+    status: str = NO_DRIFT
+    test: str = ""
+    statistic: float | None = None
+    p_value: float | None = None
+    p_adjusted: float | None = None
+    effect_metric: str = ""
+    effect_size: float | None = None
+    n_reference: int = 0
+    n_current: int = 0
+    null_rate_reference: float = 0.0
+    null_rate_current: float = 0.0
+    null_p_value: float | None = None
+    null_p_adjusted: float | None = None
+    null_effect_size: float | None = None  # Cohen's h
+    signals: list[str] = field(default_factory=list)  # "distribution", "null_rate"
+    reason: str = ""
+    chart: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DriftReport:
+    status: str
+    dataset_drift: bool
+    share: float
+    n_reference: int
+    n_current: int
+    settings: dict[str, Any]
+    features: list[FeatureDrift]
+    reasons: list[str] = field(default_factory=list)
+    prediction: dict[str, Any] | None = None
+    performance: dict[str, Any] | None = None
+
+    @property
+    def drifted_features(self) -> list[str]:
+        return [f.feature for f in self.features if f.status == DRIFT]
+
+    @property
+    def performance_drift(self) -> bool:
+        return bool(self.performance and self.performance.get("drift"))
+
+    def summary(self) -> dict[str, Any]:
+        """The small part of the report that goes into XCom, asset event extras and the history table."""
+        return {"status": self.status, "dataset_drift": self.dataset_drift,
+                "performance_drift": self.performance_drift,
+                "prediction_drift": bool(self.prediction and self.prediction.get("drift")),
+                "share": round(self.share, 6), "drifted_features": self.drifted_features,
+                "n_reference": self.n_reference, "n_current": self.n_current,
+                "backend": self.settings.get("backend")}
+
+    def to_dict(self) -> dict[str, Any]:
+        payload = asdict(self)
+        payload.update(drifted_features=self.drifted_features, performance_drift=self.performance_drift)
+        return payload
+
+
+# --- input checks ----------------------------------------------------------------------------------------
+
+def _is_numeric(series) -> bool:
+    import pandas as pd
+
+    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+
+
+def feature_kinds(reference, current, features: Sequence[str] | None = None,
+                  categorical: Sequence[str] = ()) -> dict[str, str]:
+    """``{feature: numeric|categorical}``; raises :class:`DriftInputError` on mismatched columns or dtypes.
+
+    Without an explicit feature list every column is compared and both frames must have the same columns.
+    Listed categorical features are compared as strings; a numeric feature must be numeric on both sides.
+    """
+    if features is None:
+        missing_cur = [c for c in reference.columns if c not in current.columns]
+        missing_ref = [c for c in current.columns if c not in reference.columns]
+        if missing_cur or missing_ref:
+            raise DriftInputError("reference and current have different columns: "
+                                  f"only in reference {missing_cur}, only in current {missing_ref}")
+        features = list(reference.columns)
+    else:
+        for name, frame in (("reference", reference), ("current", current)):
+            missing = [c for c in features if c not in frame.columns]
+            if missing:
+                raise DriftInputError(f"the {name} data has no column(s) {missing}; it has {list(frame.columns)}")
+    if not features:
+        raise DriftInputError("no features to compare")
+    kinds, problems = {}, []
+    for column in features:
+        ref_numeric, cur_numeric = _is_numeric(reference[column]), _is_numeric(current[column])
+        # An all-missing column has no dtype of its own (object); judge it by the other side.
+        ref_empty, cur_empty = reference[column].isna().all(), current[column].isna().all()
+        if column in categorical:
+            kinds[column] = CATEGORICAL
+        elif (ref_numeric or ref_empty) and (cur_numeric or cur_empty):
+            kinds[column] = NUMERIC
+        elif not ref_numeric and not cur_numeric:
+            kinds[column] = CATEGORICAL
+        else:
+            problems.append(f"{column!r} is {reference[column].dtype} in reference but {current[column].dtype} "
+                            "in current")
+    if problems:
+        raise DriftInputError("incompatible dtypes: " + "; ".join(problems))
+    return kinds
+
+
+def _numeric_values(series) -> np.ndarray:
+    import pandas as pd
+
+    values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    return values[~np.isnan(values)]
+
+
+def _categorical_values(series) -> np.ndarray:
+    return series[series.notna()].astype(str).to_numpy()
+
+
+# --- statistics ------------------------------------------------------------------------------------------
+
+def ks_wasserstein(reference: np.ndarray, current: np.ndarray) -> tuple[float, float, float]:
+    """(KS statistic, asymptotic two-sided p-value, Wasserstein-1 distance) from one merged sort.
+
+    Same statistic and p-value as ``scipy.stats.ks_2samp(a, b, method="asymp")`` and the same distance as
+    ``scipy.stats.wasserstein_distance(a, b)``, with the sorting shared between them.
+    """
+    from scipy.stats import distributions
+
+    a, b = np.sort(reference), np.sort(current)
+    n1, n2 = a.size, b.size
+    # Both halves are sorted runs: a stable (tim)sort merges them in linear time.
+    merged = np.sort(np.concatenate([a, b]), kind="stable")
+    cdf_a = np.searchsorted(a, merged, side="right") / n1
+    cdf_b = np.searchsorted(b, merged, side="right") / n2
+    diffs = cdf_a - cdf_b
+    statistic = float(max(np.clip(-diffs.min(), 0, 1), diffs.max()))
+    m, n = sorted([float(n1), float(n2)], reverse=True)
+    p_value = float(np.clip(distributions.kstwo.sf(statistic, np.round(m * n / (m + n))), 0, 1))
+    distance = float(np.sum(np.abs(diffs[:-1]) * np.diff(merged)))
+    return statistic, p_value, distance
+
+
+def normalised_wasserstein(distance: float, reference: np.ndarray, current: np.ndarray) -> float:
+    """Wasserstein distance in units of the reference's standard deviation (pooled if the reference is
+    constant; 0 when both samples are the same constant)."""
+    scale = float(np.std(reference))
+    if scale == 0.0:
+        scale = float(np.std(np.concatenate([reference, current])))
+    return distance / scale if scale > 0 else 0.0
+
+
+def category_counts(reference: np.ndarray, current: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """Categories (union of both samples, sorted) and the 2 x k table of their counts."""
+    import pandas as pd
+
+    codes, categories = pd.factorize(np.concatenate([reference, current]), sort=True)
+    k = len(categories)
+    table = np.vstack([np.bincount(codes[:reference.size], minlength=k),
+                       np.bincount(codes[reference.size:], minlength=k)])
+    return [str(c) for c in categories], table
+
+
+def chi2_table(table: np.ndarray) -> tuple[float, float]:
+    """scipy's ``chi2_contingency`` (Yates' correction for one degree of freedom), as alibi-detect uses it."""
+    from scipy.stats import chi2_contingency
+
+    result = chi2_contingency(table)
+    return float(result.statistic), float(result.pvalue)
+
+
+def jensen_shannon(table: np.ndarray) -> float:
+    """Jensen-Shannon distance (base 2: 0 = same proportions, 1 = disjoint) of the two rows' proportions."""
+    from scipy.spatial.distance import jensenshannon
+
+    return float(jensenshannon(table[0] / table[0].sum(), table[1] / table[1].sum(), base=2))
+
+
+def cohens_h(p1: float, p2: float) -> float:
+    """Effect size of a difference between two proportions: |2 asin sqrt(p2) - 2 asin sqrt(p1)|."""
+    return float(abs(2 * np.arcsin(np.sqrt(p2)) - 2 * np.arcsin(np.sqrt(p1))))
+
+
+def adjust_p_values(p_values: Sequence[float], method: str) -> np.ndarray:
+    """Family-wise adjusted p-values: Benjamini-Hochberg step-up (``bh``), ``bonferroni`` or ``none``."""
+    p = np.asarray(p_values, dtype=np.float64)
+    m = p.size
+    if m == 0 or method == "none":
+        return p.copy()
+    if method == "bonferroni":
+        return np.minimum(p * m, 1.0)
+    if method != "bh":
+        raise ValueError(f"unknown correction {method!r}; use bh, bonferroni or none")
+    order = np.argsort(p)
+    scaled = p[order] * m / np.arange(1, m + 1)
+    # q_(i) = min over j >= i of p_(j) m / j: a running minimum from the largest p-value down.
+    adjusted_sorted = np.minimum(np.minimum.accumulate(scaled[::-1])[::-1], 1.0)
+    adjusted = np.empty(m)
+    adjusted[order] = adjusted_sorted
+    return adjusted
+
+
+# --- backends ----------------------------------------------------------------------------------------
+
+Samples = dict[str, tuple[str, np.ndarray, np.ndarray]]  # feature -> (kind, reference values, current values)
+
+
+def backend_tests(name: str) -> Callable[[Samples], dict[str, tuple[float, float]]] | None:
+    """Per-feature (statistic, p-value) from another library, or None for the builtin statistics."""
+    if name == "builtin":
+        return None
+    if name == "alibi":
+        from airflow_mlops.core.drift_alibi import alibi_tests
+
+        return alibi_tests
+    raise ValueError(f"unknown drift backend {name!r}; use builtin or alibi")
+
+
+# --- charts (small, for the HTML report) -----------------------------------------------------------------
+
+def _numeric_chart(ref: np.ndarray, cur: np.ndarray) -> dict[str, Any]:
+    both = np.concatenate([ref, cur])
+    low, high = np.quantile(both, [0.01, 0.99])
+    if low == high:
+        low, high = float(both.min()), float(both.max()) + (1.0 if both.min() == both.max() else 0.0)
+    edges = np.linspace(low, high, _CHART_BINS + 1)
+    share = [np.histogram(np.clip(x, low, high), bins=edges)[0] / max(x.size, 1) for x in (ref, cur)]
+    return {"type": "histogram", "edges": edges.round(6).tolist(),
+            "reference": share[0].round(6).tolist(), "current": share[1].round(6).tolist()}
+
+
+def _categorical_chart(categories: list[str], table: np.ndarray) -> dict[str, Any]:
+    shares = table / np.maximum(table.sum(axis=1, keepdims=True), 1)
+    top = np.argsort(-(shares[0] + shares[1]), kind="stable")[:_CHART_CATEGORIES]
+    return {"type": "bars", "categories": [categories[i] for i in top],
+            "reference": shares[0][top].round(6).tolist(), "current": shares[1][top].round(6).tolist()}
+
+
+# --- the report ------------------------------------------------------------------------------------------
+
+def detect_drift(reference, current, *, features: Sequence[str] | None = None, categorical: Sequence[str] = (),
+                 settings: DriftSettings = DriftSettings()) -> DriftReport:
+    """Compare ``current`` with ``reference`` (pandas DataFrames) feature by feature; see the module doc."""
+    kinds = feature_kinds(reference, current, features, categorical)
+    n_ref, n_cur = len(reference), len(current)
+    report = DriftReport(INSUFFICIENT, False, 0.0, n_ref, n_cur, asdict(settings),
+                         [FeatureDrift(f, k) for f, k in kinds.items()])
+    small = [f"{name} has {n} rows" for name, n in (("reference", n_ref), ("current window", n_cur))
+             if n < settings.min_sample_size]
+    if small:
+        report.reasons.append(f"insufficient data: {' and '.join(small)}, fewer than min_sample_size "
+                              f"{settings.min_sample_size}; drift is not assessed")
+        for item in report.features:
+            item.status, item.reason = INSUFFICIENT, "not assessed: too few rows"
+        return report
+
+    samples: Samples = {}
+    null_tests: dict[str, float] = {}
+    for item in report.features:
+        ref_col, cur_col = reference[item.feature], current[item.feature]
+        ref_nulls, cur_nulls = int(ref_col.isna().sum()), int(cur_col.isna().sum())
+        item.null_rate_reference, item.null_rate_current = ref_nulls / n_ref, cur_nulls / n_cur
+        if 0 < ref_nulls + cur_nulls < n_ref + n_cur:
+            null_table = np.array([[ref_nulls, n_ref - ref_nulls], [cur_nulls, n_cur - cur_nulls]])
+            null_tests[item.feature] = chi2_table(null_table)[1]
+            item.null_effect_size = cohens_h(item.null_rate_reference, item.null_rate_current)
+        values = _numeric_values if item.kind == NUMERIC else _categorical_values
+        ref, cur = values(ref_col), values(cur_col)
+        item.n_reference, item.n_current = ref.size, cur.size
+        if min(ref.size, cur.size) < settings.min_sample_size:
+            item.reason = (f"distribution not compared: {ref.size} reference and {cur.size} current values "
+                           f"are present, min_sample_size is {settings.min_sample_size}")
+            continue
+        samples[item.feature] = (item.kind, ref, cur)
+        if item.kind == NUMERIC:
+            item.statistic, item.p_value, distance = ks_wasserstein(ref, cur)
+            item.test, item.effect_metric = "ks", "wasserstein_norm"
+            item.effect_size = normalised_wasserstein(distance, ref, cur)
+            item.chart = _numeric_chart(ref, cur)
+        else:
+            categories, table = category_counts(ref, cur)
+            item.statistic, item.p_value = chi2_table(table)
+            item.test, item.effect_metric = "chi2", "jensen_shannon"
+            item.effect_size = jensen_shannon(table)
+            item.chart = _categorical_chart(categories, table)
+
+    external = backend_tests(settings.backend)
+    if external is not None and samples:
+        by_name = {item.feature: item for item in report.features}
+        for name, (statistic, p_value) in external(samples).items():
+            by_name[name].statistic, by_name[name].p_value = statistic, p_value
+
+    _decide(report, null_tests, settings)
+    return report
+
+
+def _decide(report: DriftReport, null_tests: dict[str, float], settings: DriftSettings) -> None:
+    """Correct all p-values of the report as one family and set each feature's and the data set's status."""
+    family = [(item, "distribution", item.p_value) for item in report.features if item.p_value is not None]
+    family += [(item, "null_rate", null_tests[item.feature]) for item in report.features
+               if item.feature in null_tests]
+    adjusted = adjust_p_values([p for _, _, p in family], settings.correction)
+    for (item, signal, p_value), q_value in zip(family, adjusted, strict=True):
+        if signal == "distribution":
+            item.p_adjusted = float(q_value)
+            effect = item.effect_size or 0.0
+        else:
+            item.null_p_value, item.null_p_adjusted = float(p_value), float(q_value)
+            effect = item.null_effect_size or 0.0
+        if q_value < settings.p_value and effect >= settings.min_effect_size:
+            item.signals.append(signal)
+
+    tested = [item for item in report.features if item.p_value is not None or item.null_p_value is not None]
+    for item in report.features:
+        if item.signals:
+            item.status = DRIFT
+            item.reason = _drift_reason(item)
+        elif item not in tested:
+            item.status = INSUFFICIENT
+            item.reason = item.reason or "not assessed"
+        elif not item.reason:
+            item.reason = "no significant change" if _max_q(item) >= settings.p_value else (
+                f"significant but below min_effect_size {settings.min_effect_size}")
+    if not tested:
+        report.status = INSUFFICIENT
+        report.reasons.append("no feature had enough non-missing values to compare")
+        return
+    drifted = [item.feature for item in report.features if item.status == DRIFT]
+    report.share = len(drifted) / len(tested)
+    report.dataset_drift = report.share >= settings.drift_share
+    report.status = DRIFT if report.dataset_drift else NO_DRIFT
+    report.reasons.append(
+        f"{len(drifted)} of {len(tested)} features drifted ({report.share:.0%}; dataset drift at "
+        f">= {settings.drift_share:.0%})" + (f": {', '.join(drifted)}" if drifted else ""))
+
+
+def _max_q(item: FeatureDrift) -> float:
+    values = [q for q in (item.p_adjusted, item.null_p_adjusted) if q is not None]
+    return min(values) if values else 1.0
+
+
+def _drift_reason(item: FeatureDrift) -> str:
+    parts = []
+    if "distribution" in item.signals:
+        parts.append(f"{item.test} p={item.p_value:.3g} (adjusted {item.p_adjusted:.3g}), "
+                     f"{item.effect_metric}={item.effect_size:.3f}")
+    if "null_rate" in item.signals:
+        parts.append(f"null rate {item.null_rate_reference:.1%} -> {item.null_rate_current:.1%} "
+                     f"(adjusted p={item.null_p_adjusted:.3g}, Cohen's h={item.null_effect_size:.3f})")
+    return "; ".join(parts)
+
+
+# --- prediction and performance drift --------------------------------------------------------------------
+
+def score_drift(reference_scores, current_scores, settings: DriftSettings = DriftSettings()) -> dict[str, Any]:
+    """Drift of the model's score distribution (KS + normalised Wasserstein), judged like one feature."""
+    ref = np.asarray(reference_scores, dtype=np.float64)
+    cur = np.asarray(current_scores, dtype=np.float64)
+    ref, cur = ref[~np.isnan(ref)], cur[~np.isnan(cur)]
+    if min(ref.size, cur.size) < settings.min_sample_size:
+        return {"status": INSUFFICIENT, "drift": False, "n_reference": int(ref.size), "n_current": int(cur.size)}
+    statistic, p_value, distance = ks_wasserstein(ref, cur)
+    effect = normalised_wasserstein(distance, ref, cur)
+    drift = p_value < settings.p_value and effect >= settings.min_effect_size
+    return {"status": DRIFT if drift else NO_DRIFT, "drift": bool(drift), "test": "ks", "statistic": statistic,
+            "p_value": p_value, "effect_metric": "wasserstein_norm", "effect_size": effect,
+            "n_reference": int(ref.size), "n_current": int(cur.size), "chart": _numeric_chart(ref, cur),
+            "mean_reference": float(ref.mean()), "mean_current": float(cur.mean())}
+
+
+def performance_drift(metric: str, labels, scores, reference_value: float, *, margin: float,
+                      confidence: float = 0.95, min_sample_size: int = 100, seed: int = 0) -> dict[str, Any]:
+    """The metric on labelled rows of the window, with a confidence interval, against the champion's holdout
+    value. Drift when the whole interval is worse than the holdout value by more than ``margin``."""
+    from airflow_mlops.core.config import HIGHER_IS_BETTER
+    from airflow_mlops.core.stats import metric_interval
+
+    y = np.asarray(labels, dtype=np.float64)
+    s = np.asarray(scores, dtype=np.float64)
+    known = ~np.isnan(y)
+    y, s = y[known].astype(np.int8), s[known]
+    result: dict[str, Any] = {"metric": metric, "reference_value": reference_value, "margin": margin,
+                              "confidence": confidence, "n_labelled": int(y.size)}
+    if y.size < min_sample_size or np.unique(y).size < 2:
+        return {**result, "status": INSUFFICIENT, "drift": False,
+                "reason": f"{y.size} labelled rows (both classes needed, min_sample_size {min_sample_size})"}
+    value, low, high = metric_interval(metric, y, s, confidence=confidence, seed=seed)
+    if HIGHER_IS_BETTER[metric]:
+        drift = high < reference_value - margin
+    else:
+        drift = low > reference_value + margin
+    return {**result, "status": DRIFT if drift else NO_DRIFT, "drift": bool(drift), "value": value,
+            "ci_low": low, "ci_high": high,
+            "reason": f"{metric} {value:.4f} [{low:.4f}, {high:.4f}] on the window vs {reference_value:.4f} "
+                      f"on the champion's holdout (margin {margin})"}

@@ -1,0 +1,57 @@
+"""The ``alibi`` drift backend: per-feature p-values from alibi-detect (extra ``alibi``).
+
+Features go through alibi-detect's ``TabularDrift`` (KS for numeric columns, chi-square for categorical ones,
+which it wants as integer codes: we encode the union of both samples' categories). It works on one matrix and
+cannot drop missing values per column, so features are grouped by their number of non-missing values: without
+missing values that is one detector for all; a feature with missing values gets a detector of its own.
+Only the p-values and statistics come from alibi-detect; effect sizes, the null-rate signal, the correction
+and the decision are the shared code in :mod:`airflow_mlops.core.drift`, so both backends give one report shape.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from airflow_mlops.core.drift import CATEGORICAL, Samples
+
+
+def _encode(ref: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    import pandas as pd
+
+    codes, _ = pd.factorize(np.concatenate([ref, cur]), sort=True)
+    codes = codes.astype(np.float64)
+    return codes[:ref.size], codes[ref.size:]
+
+
+def _tabular(columns: list[tuple[str, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    from alibi_detect.cd import TabularDrift
+
+    x_ref = np.column_stack([ref for _, ref, _ in columns])
+    x_cur = np.column_stack([cur for _, _, cur in columns])
+    categories = {index: None for index, (kind, _, _) in enumerate(columns) if kind == CATEGORICAL}
+    detector = TabularDrift(x_ref, p_val=0.05, categories_per_feature=categories or None)
+    data = detector.predict(x_cur, drift_type="feature", return_p_val=True, return_distance=True)["data"]
+    return np.asarray(data["distance"], dtype=np.float64), np.asarray(data["p_val"], dtype=np.float64)
+
+
+def _prepared(kind: str, ref: np.ndarray, cur: np.ndarray) -> tuple[str, np.ndarray, np.ndarray]:
+    if kind == CATEGORICAL:
+        return (kind, *_encode(ref, cur))
+    return kind, ref.astype(np.float64), cur.astype(np.float64)
+
+
+def alibi_tests(samples: Samples) -> dict[str, tuple[float, float]]:
+    import warnings
+
+    results: dict[str, tuple[float, float]] = {}
+    # Equal lengths on both sides means no value was dropped as missing: one matrix for all of them.
+    lengths = {}
+    for name, (_, ref, cur) in samples.items():
+        lengths.setdefault((ref.size, cur.size), []).append(name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # alibi-detect warns about every feature it assumes numeric
+        for names in lengths.values():
+            columns = [_prepared(*samples[name]) for name in names]
+            statistics, p_values = _tabular(columns)
+            results.update({name: (float(s), float(p)) for name, s, p in zip(names, statistics, p_values, strict=True)})
+    return results
