@@ -16,17 +16,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import DAG, Asset
+from airflow.sdk import DAG
 
+from airflow_mlops.assets import drift_asset
 from airflow_mlops.core.config import ModelConfig, load_config
 
 CONFIG_DIR = "configs"
 DAG_FILE_PREFIX = "mlops_"
-
-
-def drift_asset(model: str) -> Asset:
-    """The Asset the drift DAG updates when drift is confirmed; the CT DAG is scheduled on it."""
-    return Asset(f"mlops://{model}/drift", extra={"model": model})
 
 
 def ct_schedule(config: ModelConfig):
@@ -83,8 +79,39 @@ def build_ct_dag(config: ModelConfig, source: str | Path) -> DAG:
     return dag
 
 
+def build_drift_dag(config: ModelConfig, source: str | Path) -> DAG:
+    """``mlops_drift__<model>``: check the latest window against the champion, emit a drift event if due."""
+    from airflow.sdk import CronTriggerTimetable
+
+    from airflow_mlops.operators.drift import DriftCheckOperator, EmitDriftEventOperator
+
+    raw = config.model_dump(mode="json")
+    drift = config.drift
+    asset = drift_asset(config.model)
+    schedule = CronTriggerTimetable(drift.schedule, timezone="UTC") if drift.schedule else None
+    with DAG(
+        dag_id=f"mlops_drift__{config.model}",
+        description=f"Drift monitoring of {config.model}",
+        schedule=schedule,
+        start_date=datetime.fromisoformat(config.start_date),
+        catchup=False,
+        max_active_runs=1,  # the cooldown reads the previous event: checks must not overlap
+        default_args=_default_args(config),
+        tags=["mlops", "drift", config.model],
+        doc_md=f"Drift monitoring of **{config.model}**, generated from `{Path(source).name}`. Compares the last "
+               f"{drift.window} of data with the champion's training sample ({drift.backend} backend, "
+               f"{drift.correction} correction at {drift.p_value}, dataset drift when >= {drift.drift_share:.0%} "
+               f"of features drift). A confirmed drift emits an event on `{asset.uri}`, at most once per "
+               f"{drift.cooldown}, which starts `mlops_ct__{config.model}`.",
+    ) as dag:
+        check = DriftCheckOperator(task_id="check_drift", config=raw)
+        EmitDriftEventOperator(task_id="emit_drift_event", config=raw, check=check.output,
+                               inlets=[asset], outlets=[asset])
+    return dag
+
+
 def build_dags(config: ModelConfig, source: str | Path) -> dict[str, DAG]:
-    dags = [build_ct_dag(config, source)]
+    dags = [build_ct_dag(config, source), build_drift_dag(config, source)]
     return {dag.dag_id: dag for dag in dags}
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import yaml
 
-from airflow_mlops.demo import DATA_START, DemoEnvironment, bundled_dags_dir, grow_data, run_dag, with_overrides
+from airflow_mlops.demo import (DATA_START, DemoEnvironment, bundled_dags_dir, grow_data, run_asset_triggered, run_dag,
+                                unpause, with_overrides)
 
 BUNDLED = bundled_dags_dir()
 
@@ -45,6 +46,16 @@ class Project:
 
     def run(self, model: str, run_date: date) -> dict:
         return run_dag(f"mlops_ct__{model}", run_date)
+
+    def check_drift(self, model: str, run_date: date) -> dict:
+        return run_dag(f"mlops_drift__{model}", run_date)
+
+    def run_triggered(self, model: str) -> dict | None:
+        """The CT run the scheduler starts for queued drift events (None when nothing is queued)."""
+        return run_asset_triggered(f"mlops_ct__{model}")
+
+    def switch_on(self, model: str) -> None:
+        unpause(f"mlops_ct__{model}")
 
     @property
     def client(self):

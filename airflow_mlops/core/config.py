@@ -200,6 +200,15 @@ class DriftConfig(_Strict):
     performance_margin: float = Field(default=0.02, ge=0)
     # The reference: the champion's stored training sample, or this SQL (run on the data connection).
     reference_query: str | None = None
+    # History of checks (for the UI), in the state connection; may be schema-qualified.
+    reports_table: str = "drift_reports"
+
+    @field_validator("reports_table")
+    @classmethod
+    def _reports_table(cls, value: str) -> str:
+        for part in value.split("."):
+            _check_identifier(part, "table name")
+        return value
 
 
 class MlflowConfig(_Strict):

@@ -81,7 +81,19 @@ class MLOpsBaseOperator(BaseOperator):
         return {"mlops.bundle_version": str(bundle_version),
                 "mlops.dag_id": dag_id, "mlops.run_id": run_id, "mlops.task_id": self.task_id,
                 "mlops.model": config.model, "mlops.config_hash": config.config_hash(),
-                "mlops.code_version": f"airflow-provider-mlops=={__version__}"}
+                "mlops.code_version": f"airflow-provider-mlops=={__version__}", **self.trigger_tags(context)}
+
+    def trigger_tags(self, context) -> dict[str, str]:
+        """What started this DAG run; for a drift-triggered retrain, the drift event(s) behind it."""
+        from airflow_mlops.assets import triggering_drift_events
+
+        events = triggering_drift_events(context, self.model_config.model)
+        if events:
+            return {"mlops.trigger": "drift_event",
+                    "mlops.drift_event": json.dumps(events[-1], sort_keys=True, default=str)[:4900],
+                    "mlops.drift_events": str(len(events))}
+        run_type = getattr(context.get("dag_run"), "run_type", None)
+        return {"mlops.trigger": str(getattr(run_type, "value", run_type) or "unknown")}
 
     def experiment_id(self, client) -> str:
         from mlflow.exceptions import MlflowException
@@ -109,7 +121,7 @@ class MLOpsBaseOperator(BaseOperator):
         if existing is not None:
             return existing.info.run_id
         tags = {PIPELINE_TAG: key, "mlops.dag_id": dag_id, "mlops.run_id": run_id,
-                "mlops.model": self.model_config.model}
+                "mlops.model": self.model_config.model, **self.trigger_tags(context)}
         return client.create_run(experiment_id, tags=tags, run_name=f"{dag_id} {run_id}").info.run_id
 
     def task_run(self, client, context, *, run_name: str | None = None):

@@ -11,13 +11,21 @@ from airflow_mlops.operators.base import MLOpsBaseOperator
 DATA_ARTIFACT = "data/window.parquet"
 
 
-def resolve_window_end(value: Any, context) -> datetime:
-    """The end of the data window: an explicit value, else the run's data interval end, else run_after."""
+def resolve_window_end(value: Any, context, model: str | None = None) -> datetime:
+    """The end of the data window: an explicit value, else the run's data interval end (or logical date);
+    a run triggered by a drift event has neither and uses the end of the window the drift was found in;
+    else the run's ``run_after``."""
     if value:
         return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
     for candidate in (context.get("data_interval_end"), context.get("logical_date")):
         if candidate is not None:
             return candidate
+    if model is not None:
+        from airflow_mlops.assets import triggering_drift_events
+
+        ends = [event["extra"].get("window_end") for event in triggering_drift_events(context, model)]
+        if any(ends):
+            return max(datetime.fromisoformat(end) for end in ends if end)
     return context["dag_run"].run_after
 
 
@@ -52,7 +60,7 @@ class ExtractTrainingDataOperator(MLOpsBaseOperator):
 
         config = self.model_config
         data = config.data
-        windows = training_windows(resolve_window_end(self.window_end, context), data.train_window,
+        windows = training_windows(resolve_window_end(self.window_end, context, config.model), data.train_window,
                                    data.holdout_window)
         conn_id = self.data_conn_id or data.conn_id
         columns = list(dict.fromkeys([data.entity_id, data.timestamp_column, *data.features, data.target]))

@@ -49,7 +49,7 @@ def parse(folder: Path) -> dict:
 def test_bundled_dags_load_light_and_without_connections():
     result = parse(BUNDLED)
     assert result["errors"] == {}
-    assert result["dags"] == ["mlops_ct__credit_risk"]
+    assert result["dags"] == ["mlops_ct__credit_risk", "mlops_drift__credit_risk"]
     assert result["heavy"] == [], f"heavy modules imported at parse time: {result['heavy']}"
     assert result["lookups"] == []
 
@@ -60,7 +60,7 @@ def test_broken_yaml_is_an_import_error_of_its_model_only(tmp_path):
     (tmp_path / "configs" / "fraud.yaml").write_text(
         yaml.safe_dump(bundled_config(model="fraud", **{"gate.non_inferiority_margin": "small"})))
     result = parse(tmp_path)
-    assert result["dags"] == ["mlops_ct__credit_risk"]
+    assert result["dags"] == ["mlops_ct__credit_risk", "mlops_drift__credit_risk"]
     assert [Path(p).name for p in result["errors"]] == ["mlops_fraud.py"]
     message = next(iter(result["errors"].values()))
     assert "configs/fraud.yaml: gate.non_inferiority_margin" in message
@@ -78,6 +78,17 @@ def test_dag_shape():
     schedule = dag.timetable
     assert type(schedule).__name__ == "AssetOrTimeSchedule"
     assert [asset.uri for asset in schedule.asset_condition.objects] == ["mlops://credit_risk/drift"]
+
+
+def test_drift_dag_shape():
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(str(BUNDLED)).dags["mlops_drift__credit_risk"]
+    assert dag.get_task("check_drift").downstream_task_ids == {"emit_drift_event"}
+    emit = dag.get_task("emit_drift_event")
+    # The event goes out on the Asset the CT DAG is scheduled on; it is also an inlet, to read the last event.
+    assert [a.uri for a in emit.outlets] == [a.uri for a in emit.inlets] == ["mlops://credit_risk/drift"]
+    assert type(dag.timetable).__name__ == "CronTriggerTimetable" and dag.max_active_runs == 1
 
 
 def test_provider_info_is_valid_and_listed():
@@ -98,7 +109,8 @@ def test_provider_info_is_valid_and_listed():
 
 @pytest.mark.parametrize("module", ["airflow_mlops.operators.extract", "airflow_mlops.operators.validation",
                                     "airflow_mlops.operators.training", "airflow_mlops.operators.gate",
-                                    "airflow_mlops.operators.registry", "airflow_mlops.dag_factory"])
+                                    "airflow_mlops.operators.registry", "airflow_mlops.operators.drift",
+                                    "airflow_mlops.dag_factory"])
 def test_operator_modules_import_nothing_heavy(module):
     code = f"import sys, json; import {module}; print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
