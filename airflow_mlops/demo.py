@@ -3,7 +3,12 @@
 Everything lives in one project-local folder (default ``.demo/``). The story:
 1. the first continuous-training run registers the first model and makes it the champion;
 2. a week later the data has grown; the challenger is judged by the gate against the champion;
-3. an upstream bug injects bad rows; validation catches it and the run fails before training.
+3. an upstream bug injects bad rows; validation catches it and the run fails before training;
+4. the bug is fixed and the day reloaded; the drift DAG finds no drift, so no retraining is triggered;
+5. the population drifts; the drift DAG confirms it and emits an event on the drift Asset;
+6. the event starts the continuous-training DAG (as the scheduler would), and the gate judges the retrained
+   challenger against the stale champion;
+7. drift persists the next day, but the cooldown holds the next event back.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ MODEL = "credit_risk"
 DATA_START = date(2025, 1, 1)
 FIRST_RUN = DATA_START + timedelta(days=77)   # 60d train + 14d holdout + a few days of slack
 ROWS_PER_DAY = 300
+DRIFT_CHECK_AFTER_DAYS = 56  # the drifted weeks fill the holdout and most of the retraining window
 
 
 @dataclass
@@ -121,6 +127,18 @@ def grow_data(environment: DemoEnvironment, until: date, *, drift_from: date | N
         return 0
     frame = generate(start, days, rows_per_day=ROWS_PER_DAY, drift_from=drift_from, bad_days=bad_days)
     return write_sqlite(str(environment.data_db), frame)
+
+
+def reload_day(environment: DemoEnvironment, day: date) -> int:
+    """Replace one day's rows with clean ones (the upstream bug was fixed and the day re-delivered)."""
+    import sqlite3
+
+    from airflow_mlops.core.synthetic import generate_day, write_sqlite
+
+    with sqlite3.connect(environment.data_db) as connection:
+        connection.execute("DELETE FROM loans WHERE applied_at >= ? AND applied_at < ?",
+                            (day.isoformat(), (day + timedelta(days=1)).isoformat()))
+    return write_sqlite(str(environment.data_db), generate_day(day, rows=ROWS_PER_DAY))
 
 
 def run_dag(dag_id: str, run_date: date) -> dict:
@@ -227,27 +245,68 @@ def run_demo(home: Path) -> int:
     print(f"airflow-mlops demo in {home} (Airflow metadata, MLflow store and data, all local)")
     environment = prepare_home(home, config_overrides={"retries": 0})
     os.environ.update(environment.env)
+    ct, drift = f"mlops_ct__{MODEL}", f"mlops_drift__{MODEL}"
     steps = []
 
     grow_data(environment, FIRST_RUN)
-    print(f"[1/3] first continuous-training run for {FIRST_RUN} ...")
-    steps.append(("first model", run_dag(f"mlops_ct__{MODEL}", FIRST_RUN)))
+    print(f"[1/7] first continuous-training run for {FIRST_RUN} ...")
+    steps.append(("first model", run_dag(ct, FIRST_RUN)))
+    unpause(ct)  # switched on, as in the UI: drift events can now start it
 
     second = FIRST_RUN + timedelta(days=7)
     grow_data(environment, second)
-    print(f"[2/3] a week later ({second}): the challenger meets the champion ...")
-    steps.append(("challenger vs champion", run_dag(f"mlops_ct__{MODEL}", second)))
+    print(f"[2/7] a week later ({second}): the challenger meets the champion ...")
+    steps.append(("challenger vs champion", run_dag(ct, second)))
 
     third = second + timedelta(days=7)
-    grow_data(environment, third, bad_days=frozenset({third - timedelta(days=2)}))
-    print(f"[3/3] {third}: an upstream bug wrote bad rows ...")
-    steps.append(("bad data", run_dag(f"mlops_ct__{MODEL}", third)))
+    bad_day = third - timedelta(days=2)
+    grow_data(environment, third, bad_days=frozenset({bad_day}))
+    print(f"[3/7] {third}: an upstream bug wrote bad rows ...")
+    steps.append(("bad data", run_dag(ct, third)))
+
+    reload_day(environment, bad_day)
+    print(f"[4/7] the bug is fixed and {bad_day} reloaded; drift check for {third} ...")
+    steps.append((f"drift check {third}", run_dag(drift, third)))
+
+    drift_from = third + timedelta(days=1)
+    drifted = third + timedelta(days=DRIFT_CHECK_AFTER_DAYS)
+    grow_data(environment, drifted, drift_from=drift_from)
+    print(f"[5/7] the population drifts from {drift_from}; drift check for {drifted} ...")
+    steps.append((f"drift check {drifted}", run_dag(drift, drifted)))
+
+    print("[6/7] the drift event starts continuous training ...")
+    steps.append(("retraining triggered by the drift event", run_asset_triggered(ct) or {}))
+
+    next_day = drifted + timedelta(days=1)
+    grow_data(environment, next_day, drift_from=drift_from)
+    print(f"[7/7] drift check for {next_day} ...")
+    steps.append((f"drift check {next_day}", run_dag(drift, next_day)))
 
     print_summary(environment, steps)
-    ok = (steps[0][1]["results"].get("promote") is not None
-          and steps[1][1]["results"].get("evaluate_gate") is not None
-          and steps[2][1]["tasks"].get("validate") == "failed")
+    results = [run.get("results", {}) for _, run in steps]
+    tasks = [run.get("tasks", {}) for _, run in steps]
+    ok = (results[0].get("promote") is not None and results[1].get("evaluate_gate") is not None
+          and tasks[2].get("validate") == "failed"
+          and tasks[3].get("emit_drift_event") == "skipped" and results[3]["check_drift"]["status"] == "no_drift"
+          and tasks[4].get("emit_drift_event") == "success"
+          and steps[5][1].get("run_id", "").startswith("asset_triggered__") and "evaluate_gate" in results[5]
+          and results[6]["check_drift"]["dataset_drift"] and tasks[6].get("emit_drift_event") == "skipped")
     return 0 if ok else 1
+
+
+def drift_line(check: dict, emit_state: str | None) -> str:
+    """One line on a drift check: status, what drifted, and what became of the event."""
+    features = check.get("drifted_features") or []
+    label = {"drift": "DRIFT", "no_drift": "no drift", "insufficient_data": "insufficient data"}[check["status"]]
+    text = f"{label} ({len(features)} features drifted, share {check['share']:.0%}"
+    text += f": {', '.join(features)})" if features else ")"
+    if check.get("performance_drift"):
+        text += ", performance drift"
+    if emit_state == "success":
+        return text + f"; event emitted on mlops://{MODEL}/drift"
+    if check.get("dataset_drift") or check.get("performance_drift"):
+        return text + "; event held back (cooldown / already emitted)"
+    return text + "; no event"
 
 
 def validation_failure(environment: DemoEnvironment, run: dict) -> str:
@@ -270,9 +329,16 @@ def validation_failure(environment: DemoEnvironment, run: dict) -> str:
 def print_summary(environment: DemoEnvironment, steps: list[tuple[str, dict]]) -> None:
     print("\n=== airflow-mlops demo summary ===")
     for title, run in steps:
+        if not run:
+            print(f"- {title}: no run was started")
+            continue
         results = run["results"]
-        gate = results.get("evaluate_gate") or {}
         line = f"- {title}: run {run['state']}"
+        if run["run_id"].startswith("asset_triggered__"):
+            line += f" ({run['run_id'].split('__')[0]}, started by the drift event)"
+        if "check_drift" in results:
+            line += "; " + drift_line(results["check_drift"], run["tasks"].get("emit_drift_event"))
+        gate = results.get("evaluate_gate") or {}
         if gate:
             champion = gate.get("champion_metric")
             vs = f" vs champion {champion:.4f}" if champion is not None else " (no champion yet)"
