@@ -19,6 +19,7 @@ everything else (effect sizes, nulls, correction, decision, charts) is shared, s
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from collections.abc import Callable, Sequence
@@ -142,14 +143,13 @@ def feature_kinds(reference, current, features: Sequence[str] | None = None,
     kinds, problems = {}, []
     for column in features:
         ref_numeric, cur_numeric = _is_numeric(reference[column]), _is_numeric(current[column])
-        # An all-missing column has no dtype of its own (object); judge it by the other side.
-        ref_empty, cur_empty = reference[column].isna().all(), current[column].isna().all()
         if column in categorical:
             kinds[column] = CATEGORICAL
-        elif (ref_numeric or ref_empty) and (cur_numeric or cur_empty):
+        elif ref_numeric == cur_numeric:
+            kinds[column] = NUMERIC if ref_numeric else CATEGORICAL
+        # An all-missing column has no dtype of its own (object); judge it by the other side.
+        elif (ref_numeric or reference[column].isna().all()) and (cur_numeric or current[column].isna().all()):
             kinds[column] = NUMERIC
-        elif not ref_numeric and not cur_numeric:
-            kinds[column] = CATEGORICAL
         else:
             problems.append(f"{column!r} is {reference[column].dtype} in reference but {current[column].dtype} "
                             "in current")
@@ -158,39 +158,55 @@ def feature_kinds(reference, current, features: Sequence[str] | None = None,
     return kinds
 
 
-def _numeric_values(series) -> np.ndarray:
+def present_values(series, kind: str) -> tuple[np.ndarray, int]:
+    """(the non-missing values, the number of missing ones): floats for numeric, strings for categorical."""
     import pandas as pd
 
-    values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    return values[~np.isnan(values)]
-
-
-def _categorical_values(series) -> np.ndarray:
-    return series[series.notna()].astype(str).to_numpy()
+    if kind == NUMERIC:
+        values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        missing = np.isnan(values)
+    else:
+        values = series.to_numpy()
+        missing = pd.isna(values)
+    present = values[~missing] if missing.any() else values
+    return (present if kind == NUMERIC else present.astype(str)), int(missing.sum())
 
 
 # --- statistics ------------------------------------------------------------------------------------------
 
-def ks_wasserstein(reference: np.ndarray, current: np.ndarray) -> tuple[float, float, float]:
-    """(KS statistic, asymptotic two-sided p-value, Wasserstein-1 distance) from one merged sort.
+def union_ecdfs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Both empirical CDFs (right-continuous) at the distinct values of the union of two *sorted* samples."""
+    both = np.concatenate([a, b])
+    # Two sorted runs: the stable sort (timsort) merges them in linear time.
+    order = np.argsort(both, kind="stable")
+    merged = both[order]
+    from_a = np.cumsum(order < a.size)
+    # Last position of each distinct value: ties share the CDF value taken after all of them.
+    last = np.append(np.flatnonzero(np.diff(merged)), merged.size - 1)
+    count_a = from_a[last]
+    return merged[last], count_a / a.size, (last + 1 - count_a) / b.size
 
-    Same statistic and p-value as ``scipy.stats.ks_2samp(a, b, method="asymp")`` and the same distance as
-    ``scipy.stats.wasserstein_distance(a, b)``, with the sorting shared between them.
-    """
+
+def ks_wasserstein_sorted(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
+    """(KS statistic, asymptotic two-sided p-value, Wasserstein-1 distance) of two sorted samples."""
     from scipy.stats import distributions
 
-    a, b = np.sort(reference), np.sort(current)
-    n1, n2 = a.size, b.size
-    # Both halves are sorted runs: a stable (tim)sort merges them in linear time.
-    merged = np.sort(np.concatenate([a, b]), kind="stable")
-    cdf_a = np.searchsorted(a, merged, side="right") / n1
-    cdf_b = np.searchsorted(b, merged, side="right") / n2
+    values, cdf_a, cdf_b = union_ecdfs(a, b)
     diffs = cdf_a - cdf_b
     statistic = float(max(np.clip(-diffs.min(), 0, 1), diffs.max()))
-    m, n = sorted([float(n1), float(n2)], reverse=True)
+    m, n = sorted([float(a.size), float(b.size)], reverse=True)
     p_value = float(np.clip(distributions.kstwo.sf(statistic, np.round(m * n / (m + n))), 0, 1))
-    distance = float(np.sum(np.abs(diffs[:-1]) * np.diff(merged)))
+    distance = float(np.sum(np.abs(diffs[:-1]) * np.diff(values)))
     return statistic, p_value, distance
+
+
+def ks_wasserstein(reference: np.ndarray, current: np.ndarray) -> tuple[float, float, float]:
+    """(KS statistic, asymptotic two-sided p-value, Wasserstein-1 distance), sharing one merge.
+
+    Same statistic and p-value as ``scipy.stats.ks_2samp(a, b, method="asymp")`` (which alibi-detect calls)
+    and the same distance as ``scipy.stats.wasserstein_distance(a, b)``.
+    """
+    return ks_wasserstein_sorted(np.sort(reference), np.sort(current))
 
 
 def normalised_wasserstein(distance: float, reference: np.ndarray, current: np.ndarray) -> float:
@@ -270,15 +286,23 @@ def backend_tests(name: str) -> Callable[[Samples], dict[str, tuple[float, float
 
 # --- charts (small, for the HTML report) -----------------------------------------------------------------
 
-def _numeric_chart(ref: np.ndarray, cur: np.ndarray) -> dict[str, Any]:
-    both = np.concatenate([ref, cur])
-    low, high = np.quantile(both, [0.01, 0.99])
+def _numeric_chart(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
+    """Shares per bin between the union's 1st and 99th percentiles (outer bins take the tails); a and b are
+    sorted, so the counts are binary searches, not a pass over the data."""
+    def at(q: float, x: np.ndarray) -> float:
+        return float(x[int(q * (x.size - 1))])
+
+    low, high = min(at(0.01, a), at(0.01, b)), max(at(0.99, a), at(0.99, b))
     if low == high:
-        low, high = float(both.min()), float(both.max()) + (1.0 if both.min() == both.max() else 0.0)
+        low, high = min(a[0], b[0]), max(a[-1], b[-1])
+        high = high if high > low else low + 1.0
     edges = np.linspace(low, high, _CHART_BINS + 1)
-    share = [np.histogram(np.clip(x, low, high), bins=edges)[0] / max(x.size, 1) for x in (ref, cur)]
+    shares = []
+    for x in (a, b):
+        cuts = np.searchsorted(x, edges[1:-1], side="left")
+        shares.append(np.diff(np.concatenate([[0], cuts, [x.size]])) / x.size)
     return {"type": "histogram", "edges": edges.round(6).tolist(),
-            "reference": share[0].round(6).tolist(), "current": share[1].round(6).tolist()}
+            "reference": shares[0].round(6).tolist(), "current": shares[1].round(6).tolist()}
 
 
 def _categorical_chart(categories: list[str], table: np.ndarray) -> dict[str, Any]:
@@ -306,35 +330,18 @@ def detect_drift(reference, current, *, features: Sequence[str] | None = None, c
             item.status, item.reason = INSUFFICIENT, "not assessed: too few rows"
         return report
 
-    samples: Samples = {}
-    null_tests: dict[str, float] = {}
-    for item in report.features:
-        ref_col, cur_col = reference[item.feature], current[item.feature]
-        ref_nulls, cur_nulls = int(ref_col.isna().sum()), int(cur_col.isna().sum())
-        item.null_rate_reference, item.null_rate_current = ref_nulls / n_ref, cur_nulls / n_cur
-        if 0 < ref_nulls + cur_nulls < n_ref + n_cur:
-            null_table = np.array([[ref_nulls, n_ref - ref_nulls], [cur_nulls, n_cur - cur_nulls]])
-            null_tests[item.feature] = chi2_table(null_table)[1]
-            item.null_effect_size = cohens_h(item.null_rate_reference, item.null_rate_current)
-        values = _numeric_values if item.kind == NUMERIC else _categorical_values
-        ref, cur = values(ref_col), values(cur_col)
-        item.n_reference, item.n_current = ref.size, cur.size
-        if min(ref.size, cur.size) < settings.min_sample_size:
-            item.reason = (f"distribution not compared: {ref.size} reference and {cur.size} current values "
-                           f"are present, min_sample_size is {settings.min_sample_size}")
-            continue
-        samples[item.feature] = (item.kind, ref, cur)
-        if item.kind == NUMERIC:
-            item.statistic, item.p_value, distance = ks_wasserstein(ref, cur)
-            item.test, item.effect_metric = "ks", "wasserstein_norm"
-            item.effect_size = normalised_wasserstein(distance, ref, cur)
-            item.chart = _numeric_chart(ref, cur)
-        else:
-            categories, table = category_counts(ref, cur)
-            item.statistic, item.p_value = chi2_table(table)
-            item.test, item.effect_metric = "chi2", "jensen_shannon"
-            item.effect_size = jensen_shannon(table)
-            item.chart = _categorical_chart(categories, table)
+    from concurrent.futures import ThreadPoolExecutor
+
+    # numpy and scipy release the GIL while sorting and multiplying: features are compared in parallel.
+    workers = max(1, min(len(report.features), os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        compared = list(pool.map(lambda item: _compare_feature(item, reference[item.feature],
+                                                               current[item.feature], settings),
+                                 report.features))
+    samples: Samples = {item.feature: sample for item, (sample, _) in zip(report.features, compared, strict=True)
+                        if sample is not None}
+    null_tests = {item.feature: p for item, (_, p) in zip(report.features, compared, strict=True)
+                  if p is not None}
 
     external = backend_tests(settings.backend)
     if external is not None and samples:
@@ -344,6 +351,36 @@ def detect_drift(reference, current, *, features: Sequence[str] | None = None, c
 
     _decide(report, null_tests, settings)
     return report
+
+
+def _compare_feature(item: FeatureDrift, ref_col, cur_col, settings: DriftSettings):
+    """Fill in one feature's statistics; returns (its sample for another backend or None, null-rate p-value)."""
+    n_ref, n_cur = len(ref_col), len(cur_col)
+    ref, ref_nulls = present_values(ref_col, item.kind)
+    cur, cur_nulls = present_values(cur_col, item.kind)
+    item.null_rate_reference, item.null_rate_current = ref_nulls / n_ref, cur_nulls / n_cur
+    null_p = None
+    if 0 < ref_nulls + cur_nulls < n_ref + n_cur:
+        null_p = chi2_table(np.array([[ref_nulls, n_ref - ref_nulls], [cur_nulls, n_cur - cur_nulls]]))[1]
+        item.null_effect_size = cohens_h(item.null_rate_reference, item.null_rate_current)
+    item.n_reference, item.n_current = ref.size, cur.size
+    if min(ref.size, cur.size) < settings.min_sample_size:
+        item.reason = (f"distribution not compared: {ref.size} reference and {cur.size} current values "
+                       f"are present, min_sample_size is {settings.min_sample_size}")
+        return None, null_p
+    if item.kind == NUMERIC:
+        ref, cur = np.sort(ref), np.sort(cur)
+        item.statistic, item.p_value, distance = ks_wasserstein_sorted(ref, cur)
+        item.test, item.effect_metric = "ks", "wasserstein_norm"
+        item.effect_size = normalised_wasserstein(distance, ref, cur)
+        item.chart = _numeric_chart(ref, cur)
+    else:
+        categories, table = category_counts(ref, cur)
+        item.statistic, item.p_value = chi2_table(table)
+        item.test, item.effect_metric = "chi2", "jensen_shannon"
+        item.effect_size = jensen_shannon(table)
+        item.chart = _categorical_chart(categories, table)
+    return (item.kind, ref, cur), null_p
 
 
 def _decide(report: DriftReport, null_tests: dict[str, float], settings: DriftSettings) -> None:
@@ -408,10 +445,10 @@ def score_drift(reference_scores, current_scores, settings: DriftSettings = Drif
     """Drift of the model's score distribution (KS + normalised Wasserstein), judged like one feature."""
     ref = np.asarray(reference_scores, dtype=np.float64)
     cur = np.asarray(current_scores, dtype=np.float64)
-    ref, cur = ref[~np.isnan(ref)], cur[~np.isnan(cur)]
+    ref, cur = np.sort(ref[~np.isnan(ref)]), np.sort(cur[~np.isnan(cur)])
     if min(ref.size, cur.size) < settings.min_sample_size:
         return {"status": INSUFFICIENT, "drift": False, "n_reference": int(ref.size), "n_current": int(cur.size)}
-    statistic, p_value, distance = ks_wasserstein(ref, cur)
+    statistic, p_value, distance = ks_wasserstein_sorted(ref, cur)
     effect = normalised_wasserstein(distance, ref, cur)
     drift = p_value < settings.p_value and effect >= settings.min_effect_size
     return {"status": DRIFT if drift else NO_DRIFT, "drift": bool(drift), "test": "ks", "statistic": statistic,

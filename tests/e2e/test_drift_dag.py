@@ -143,3 +143,22 @@ def test_drift_history_in_postgres_and_retry_writes_one_row(project, postgres_sc
         rows = connection.execute(f'SELECT model, status, mlflow_run_id FROM "{postgres_schema}".drift_reports'
                                   ).fetchall()
     assert rows == [(model, run["results"]["check_drift"]["status"], run["results"]["check_drift"]["run_id"])]
+
+
+def test_documented_drift_example_runs(project):
+    import shutil
+
+    from airflow_mlops.demo import run_dag
+    from tests.conftest import REPO
+
+    project.write_model("credit_risk")
+    example = project.dags_folder / "example_mlops_drift.py"
+    shutil.copy(REPO / "docs" / "examples" / "example_drift_dag.py", example)
+    project.written.append(example)
+    project.grow(FIRST)
+    assert project.run("credit_risk", FIRST)["state"] == "success"
+    project.grow(FIRST + timedelta(days=21), drift_from=DRIFT_FROM)
+    run = run_dag("example_mlops_drift", FIRST + timedelta(days=21))
+    assert run["state"] == "success", run["tasks"]
+    assert run["results"]["notify"].startswith("credit_risk: drift (drifted: ")
+    assert run["tasks"]["emit_drift_event"] == "success"
