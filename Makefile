@@ -33,6 +33,7 @@ test-fast: install
 
 bench: install
 	$(VENV)/bin/python bench/gate_stats.py
+	$(VENV)/bin/python bench/drift.py
 
 lint: install
 	$(VENV)/bin/ruff check airflow_mlops tests dags bench

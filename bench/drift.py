@@ -58,8 +58,11 @@ def main(rows: int = 100_000) -> None:
     settings = DriftSettings(min_sample_size=100)
 
     codes = {c: {v: i for i, v in enumerate(sorted(set(reference[c]) | set(current[c])))} for c in categorical}
-    encode = (lambda frame: np.column_stack([frame[c].map(codes[c]).to_numpy(np.float64) if c in codes
-                                             else frame[c].to_numpy(np.float64) for c in frame.columns]))
+
+    def encode(frame):
+        return np.column_stack([frame[c].map(codes[c]).to_numpy(np.float64) if c in codes
+                                else frame[c].to_numpy(np.float64) for c in frame.columns])
+
     x_ref, x_cur = encode(reference), encode(current)
     categories = {reference.columns.get_loc(c): None for c in categorical}
 

@@ -36,17 +36,31 @@ def _run(ref, cur, **settings):
 # --- known answers ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("n1,n2,discrete", [(50, 70, False), (1000, 300, False), (20_000, 15_000, False),
-                                            (500, 800, True)])
+                                            (500, 800, True), (3000, 2000, True)])
 def test_ks_and_wasserstein_equal_scipy(n1, n2, discrete):
     rng = np.random.default_rng(n1 + n2)
-    a, b = (rng.integers(0, 8, n1), rng.integers(1, 9, n2)) if discrete else (rng.normal(0, 1, n1),
-                                                                             rng.normal(0.2, 1.3, n2))
+    a, b = (rng.integers(0, 8, n1), rng.integers(0, 8, n2)) if discrete else (rng.normal(0, 1, n1),
+                                                                             rng.normal(0.02, 1.03, n2))
     a, b = a.astype(float), b.astype(float)
     statistic, p_value, distance = ks_wasserstein(a, b)
     expected = stats.ks_2samp(a, b, method="asymp")
     assert statistic == pytest.approx(expected.statistic, abs=1e-12)
     assert p_value == pytest.approx(expected.pvalue, rel=1e-9, abs=1e-300)
     assert distance == pytest.approx(stats.wasserstein_distance(a, b), rel=1e-9)
+
+
+def test_ks_far_tail_uses_the_limiting_distribution_within_massarts_bound():
+    rng = np.random.default_rng(4)
+    for shift in (0.03, 0.05, 0.3):
+        a, b = rng.normal(0, 1, 60_000), rng.normal(shift, 1, 50_000)
+        statistic, p_value, _ = ks_wasserstein(a, b)
+        expected = stats.ks_2samp(a, b, method="asymp")
+        en = round(60_000 * 50_000 / 110_000)
+        if en * statistic**2 >= 10:  # both below 2 exp(-2 n D^2) <= 4.1e-9 (Massart 1990)
+            assert p_value <= 2 * np.exp(-2 * en * statistic**2) and expected.pvalue <= 4.2e-9
+            assert abs(p_value - expected.pvalue) <= 4.2e-9
+        else:
+            assert p_value == pytest.approx(expected.pvalue, rel=1e-9)
 
 
 def test_chi2_equals_scipy_with_yates_for_two_categories_and_counts_unseen_categories():
@@ -61,6 +75,19 @@ def test_chi2_equals_scipy_with_yates_for_two_categories_and_counts_unseen_categ
     # Yates' continuity correction is on for one degree of freedom (as alibi-detect calls scipy).
     assert chi2_table(two)[0] == pytest.approx(stats.chi2_contingency(two, correction=True).statistic)
     assert chi2_table(two)[0] < stats.chi2_contingency(two, correction=False).statistic
+
+
+def test_histogram_chart_equals_numpy_on_clipped_values():
+    from airflow_mlops.core.drift import _numeric_chart
+
+    rng = np.random.default_rng(7)
+    a, b = np.sort(rng.normal(0, 1, 5000)), np.sort(rng.normal(0.5, 2, 3000))
+    chart = _numeric_chart(a, b)
+    edges = np.array(chart["edges"])
+    for sample, shares in ((a, chart["reference"]), (b, chart["current"])):
+        expected = np.histogram(np.clip(sample, edges[0], edges[-1]), bins=edges)[0] / sample.size
+        assert np.allclose(shares, expected, atol=2 / sample.size)
+        assert sum(shares) == pytest.approx(1.0, abs=1e-4)  # shares are rounded to 6 decimals
 
 
 def test_jensen_shannon_distance_and_cohens_h():
