@@ -24,6 +24,11 @@ def _encode(ref: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _tabular(columns: list[tuple[str, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    import os
+
+    # alibi-detect imports transformers, which prints an advisory about missing PyTorch/TensorFlow on every
+    # import; tabular tests need neither, and the line would land in our CLI's stderr.
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     from alibi_detect.cd import TabularDrift
 
     x_ref = np.column_stack([ref for _, ref, _ in columns])

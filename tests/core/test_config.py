@@ -34,6 +34,11 @@ def test_bundled_config_loads_with_durations():
     ({"training.estimatr": "x.Y"}, "training.estimatr", "unknown field"),
     ({"model": "Credit Risk"}, "model", "lower case"),
     ({"gate.slices": ["age"]}, "<root>", "not in data.features"),
+    ({"drift.backend": "evidently"}, "drift.backend", "Input should be 'builtin' or 'alibi'"),
+    ({"drift.correction": "holm"}, "drift.correction", "Input should be"),
+    ({"drift.drift_share": 0}, "drift.drift_share", "greater than 0"),
+    ({"drift.cooldown": "soon"}, "drift.cooldown", "duration"),
+    ({"drift.reports_table": "drift reports"}, "drift.reports_table", "not a valid table name"),
 ])
 def test_errors_name_file_field_and_reason(tmp_path, overrides, field, reason):
     path = write(tmp_path, bundled_config(**overrides))
