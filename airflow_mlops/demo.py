@@ -209,6 +209,16 @@ def run_asset_triggered(dag_id: str) -> dict | None:
     return summarise_run(dag_run)
 
 
+def _decoded(value):
+    """An XCom value as stored: JSON text for structures, a plain string may come back as it is."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
 def summarise_run(dag_run) -> dict:
     from airflow.models.taskinstance import TaskInstance
     from airflow.models.xcom import XComModel
@@ -224,7 +234,7 @@ def summarise_run(dag_run) -> dict:
                                                      key="return_value").first()
             if row is not None:
                 value = row.value
-                results[ti.task_id] = json.loads(value) if isinstance(value, str) else value
+                results[ti.task_id] = _decoded(value)
     return {"run_id": dag_run.run_id, "state": str(dag_run.state), "tasks": states, "tries": tries,
             "results": results}
 

@@ -41,6 +41,14 @@ class Project:
         self.written += [config, stub]
         return config
 
+    def install_example(self, example: str) -> None:
+        """Copy a documented example DAG (``docs/examples/<example>``) into the dags folder, with the bundled
+        credit_risk config it reads."""
+        self.write_model("credit_risk")
+        target = self.dags_folder / example
+        shutil.copy(BUNDLED.parent / "docs" / "examples" / example, target)
+        self.written.append(target)
+
     def grow(self, until: date, **kwargs) -> int:
         return grow_data(self.env, until, **kwargs)
 

@@ -137,11 +137,13 @@ def drift_report_html(report: dict[str, Any], model: str) -> str:
                           + svg_bars(item["chart"]))
     sections = [("Reasons", "<ul>" + "".join(f"<li>{html.escape(r)}</li>" for r in report["reasons"]) + "</ul>"),
                 ("Features", table([{k: ("" if v is None else v) for k, v in r.items()} for r in rows]))]
+    # "drift: yes" is bad news: shown as text, not in the green of a passed check.
     prediction = report.get("prediction")
     if prediction:
-        shown = {k: v for k, v in prediction.items() if k != "chart"}
+        shown = {k: ("yes" if v else "no") if k == "drift" else v for k, v in prediction.items() if k != "chart"}
         sections.append(("Prediction drift (model scores)", table([shown]) + svg_bars(prediction.get("chart", {}))))
     if report.get("performance"):
-        sections.append(("Performance drift", table([report["performance"]])))
+        shown = {k: ("yes" if v else "no") if k == "drift" else v for k, v in report["performance"].items()}
+        sections.append(("Performance drift", table([shown])))
     sections.append(("Distributions", legend + "".join(charts)))
     return page(f"Drift report: {model}", sections, summary)

@@ -54,9 +54,9 @@ class DriftCheckOperator(MLOpsBaseOperator):
         self.reference_query = reference_query
 
     def execute(self, context) -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowSkipException
+        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-        from airflow_mlops.core.drift import DriftSettings, detect_drift
+        from airflow_mlops.core.drift import DriftInputError, DriftSettings, detect_drift
         from airflow_mlops.core.fingerprint import dataframe_fingerprint
         from airflow_mlops.core.reports import drift_report_html
         from airflow_mlops.hooks.data import SqlDataHook
@@ -77,8 +77,12 @@ class DriftCheckOperator(MLOpsBaseOperator):
             except NoReferenceError as error:
                 raise AirflowSkipException(str(error)) from None
             settings = DriftSettings.from_config(config.drift)
-            report = detect_drift(reference, current, features=data.features, categorical=data.categorical,
-                                  settings=settings)
+            try:
+                report = detect_drift(reference, current, features=data.features, categorical=data.categorical,
+                                      settings=settings)
+            except DriftInputError as error:
+                # The same data gives the same mismatch: fail now instead of retrying.
+                raise AirflowFailException(f"cannot compare {reference_source} with the window: {error}") from None
             if champion_run is not None and report.n_current:
                 self._model_signals(report, champion_version, champion_run, reference, current)
             context_info = {"window": f"[{start.isoformat()}, {end.isoformat()})", "reference": reference_source,

@@ -131,15 +131,9 @@ def test_postgres_as_the_data_source(project, postgres_schema, monkeypatch):
 
 
 def test_documented_example_dag_runs(project):
-    import shutil
-
     from airflow_mlops.demo import run_dag
-    from tests.conftest import REPO
 
-    project.write_model("credit_risk")
-    example = project.dags_folder / "example_mlops_own_dag.py"
-    shutil.copy(REPO / "docs" / "examples" / "example_own_dag.py", example)
-    project.written.append(example)
+    project.install_example("example_own_dag.py")
     project.grow(FIRST)
     run = run_dag("example_mlops_own_dag", FIRST)
     assert run["state"] == "success", run["tasks"]

@@ -146,15 +146,9 @@ def test_drift_history_in_postgres_and_retry_writes_one_row(project, postgres_sc
 
 
 def test_documented_drift_example_runs(project):
-    import shutil
-
     from airflow_mlops.demo import run_dag
-    from tests.conftest import REPO
 
-    project.write_model("credit_risk")
-    example = project.dags_folder / "example_mlops_drift.py"
-    shutil.copy(REPO / "docs" / "examples" / "example_drift_dag.py", example)
-    project.written.append(example)
+    project.install_example("example_drift_dag.py")
     project.grow(FIRST)
     assert project.run("credit_risk", FIRST)["state"] == "success"
     project.grow(FIRST + timedelta(days=21), drift_from=DRIFT_FROM)
@@ -162,3 +156,14 @@ def test_documented_drift_example_runs(project):
     assert run["state"] == "success", run["tasks"]
     assert run["results"]["notify"].startswith("credit_risk: drift (drifted: ")
     assert run["tasks"]["emit_drift_event"] == "success"
+
+
+def test_reference_that_does_not_match_fails_without_retrying(project):
+    model = "drift_mismatch"
+    # An explicit reference query whose columns are not the model's features (a typo'd view, say).
+    project.write_model(model, retries=2, retry_delay="0s",
+                        **{"drift.reference_query": "select income, amount, term, purpose from loans"})
+    project.grow(FIRST)
+    run = project.check_drift(model, FIRST)
+    assert run["tasks"]["check_drift"] == "failed" and run["tries"]["check_drift"] == 1
+    assert run["tasks"]["emit_drift_event"] == "upstream_failed" and asset_events(model) == []
