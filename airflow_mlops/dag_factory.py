@@ -105,6 +105,13 @@ def build_drift_dag(config: ModelConfig, source: str | Path) -> DAG:
                f"{drift.cooldown}, which starts `mlops_ct__{config.model}`.",
     ) as dag:
         check = DriftCheckOperator(task_id="check_drift", config=raw)
+        if drift.wait_for_data:
+            from airflow_mlops.sensors.data import DataWindowSensor
+
+            timeout = drift.wait_for_data.total_seconds()
+            DataWindowSensor(task_id="wait_for_data", config=raw, lag=drift.data_lag, deferrable=True,
+                             timeout=timeout, poke_interval=min(300.0, max(1.0, timeout / 20)),
+                             retries=0) >> check
         EmitDriftEventOperator(task_id="emit_drift_event", config=raw, check=check.output,
                                inlets=[asset], outlets=[asset])
     return dag

@@ -200,6 +200,10 @@ class DriftConfig(_Strict):
     performance_margin: float = Field(default=0.02, ge=0)
     # The reference: the champion's stored training sample, or this SQL (run on the data connection).
     reference_query: str | None = None
+    # Wait (deferred) up to this long for the window's data before checking; None = check right away.
+    wait_for_data: Duration | None = None
+    # The window counts as complete when its newest row is at most this old at the window's end.
+    data_lag: Duration = timedelta(hours=1)
     # History of checks (for the UI), in the state connection; may be schema-qualified.
     reports_table: str = "drift_reports"
 

@@ -176,6 +176,21 @@ class SqlDataHook(BaseHook):
             frame[timestamp_column] = pd.to_datetime(frame[timestamp_column], utc=True).dt.tz_localize(None)
         return frame
 
+    def latest_timestamp(self, *, timestamp_column: str, table: str | None = None,
+                         query: str | None = None) -> datetime | None:
+        """The newest value of ``timestamp_column`` (naive UTC), or None for an empty source."""
+        import pandas as pd
+
+        source = self.source_sql(table=table, query=query)
+        frame = self.read_sql(f"SELECT max({quote_identifier(timestamp_column)}) AS latest FROM {source}")
+        value = frame["latest"].iloc[0] if len(frame) else None
+        if value is None or pd.isna(value):
+            return None
+        stamp = pd.Timestamp(value)
+        if stamp.tzinfo is not None:
+            stamp = stamp.tz_convert("UTC").tz_localize(None)
+        return stamp.to_pydatetime()
+
     # --- writing (quarantine, state tables) -------------------------------------------------------------
 
     def replace_rows(self, frame, table: str, *, key_column: str, key: str) -> int:

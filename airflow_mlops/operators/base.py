@@ -28,7 +28,22 @@ def idempotency_key(*parts: str) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:40]
 
 
-class MLOpsBaseOperator(BaseOperator):
+class ModelConfigMixin:
+    """``model_config`` from ``self.config``: a path to the model YAML, the parsed mapping, or a ModelConfig."""
+
+    config: Any
+    task_id: str
+
+    @cached_property
+    def model_config(self) -> ModelConfig:
+        if isinstance(self.config, ModelConfig):
+            return self.config
+        if isinstance(self.config, dict):
+            return parse_config(self.config, f"config of task {self.task_id}")
+        return load_config(self.config)
+
+
+class MLOpsBaseOperator(ModelConfigMixin, BaseOperator):
     """Base of the MLOps operators.
 
     :param config: the model config: a path to its YAML file or the already parsed mapping (templated).
@@ -43,16 +58,6 @@ class MLOpsBaseOperator(BaseOperator):
         super().__init__(**kwargs)
         self.config = config
         self.mlflow_conn_id = mlflow_conn_id
-
-    # --- configuration ----------------------------------------------------------------------------------
-
-    @cached_property
-    def model_config(self) -> ModelConfig:
-        if isinstance(self.config, ModelConfig):
-            return self.config
-        if isinstance(self.config, dict):
-            return parse_config(self.config, f"config of task {self.task_id}")
-        return load_config(self.config)
 
     @cached_property
     def mlflow_hook(self):

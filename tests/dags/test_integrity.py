@@ -89,6 +89,17 @@ def test_drift_dag_shape():
     # The event goes out on the Asset the CT DAG is scheduled on; it is also an inlet, to read the last event.
     assert [a.uri for a in emit.outlets] == [a.uri for a in emit.inlets] == ["mlops://credit_risk/drift"]
     assert type(dag.timetable).__name__ == "CronTriggerTimetable" and dag.max_active_runs == 1
+    assert "wait_for_data" not in dag.task_ids
+
+
+def test_drift_dag_waits_for_data_when_configured():
+    from airflow_mlops.core.config import parse_config
+    from airflow_mlops.dag_factory import build_drift_dag
+
+    dag = build_drift_dag(parse_config(bundled_config(**{"drift.wait_for_data": "6h"})), "x.yaml")
+    wait = dag.get_task("wait_for_data")
+    assert wait.downstream_task_ids == {"check_drift"} and wait.deferrable and wait.timeout == 6 * 3600
+    assert wait.poke_interval == 300 and wait.retries == 0
 
 
 def test_provider_info_is_valid_and_listed():
@@ -110,6 +121,7 @@ def test_provider_info_is_valid_and_listed():
 @pytest.mark.parametrize("module", ["airflow_mlops.operators.extract", "airflow_mlops.operators.validation",
                                     "airflow_mlops.operators.training", "airflow_mlops.operators.gate",
                                     "airflow_mlops.operators.registry", "airflow_mlops.operators.drift",
+                                    "airflow_mlops.sensors.data", "airflow_mlops.triggers.data",
                                     "airflow_mlops.dag_factory"])
 def test_operator_modules_import_nothing_heavy(module):
     code = f"import sys, json; import {module}; print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))"

@@ -167,3 +167,27 @@ def test_reference_that_does_not_match_fails_without_retrying(project):
     run = project.check_drift(model, FIRST)
     assert run["tasks"]["check_drift"] == "failed" and run["tries"]["check_drift"] == 1
     assert run["tasks"]["emit_drift_event"] == "upstream_failed" and asset_events(model) == []
+
+
+def test_waits_deferred_for_late_data_then_checks(project):
+    import threading
+    import time
+
+    model = "drift_wait"
+    project.write_model(model, **{"drift.wait_for_data": "60s", "drift.data_lag": "1h"})
+    project.grow(FIRST)
+    assert project.run(model, FIRST)["state"] == "success"
+    check_day = FIRST + timedelta(days=7)
+    project.grow(check_day - timedelta(days=2))  # the last day of the window has not been loaded yet
+
+    def late_load():
+        time.sleep(2)
+        project.grow(check_day)
+
+    loader = threading.Thread(target=late_load)
+    loader.start()
+    run = project.check_drift(model, check_day)
+    loader.join()
+    assert run["tasks"]["wait_for_data"] == "success" and run["tasks"]["check_drift"] == "success", run["tasks"]
+    # The check ran on the complete window: 7 days of rows.
+    assert run["results"]["check_drift"]["n_current"] == 7 * 300

@@ -1,0 +1,1 @@
+"""Sensors: waits that can be long, deferrable to the triggerer."""
