@@ -51,6 +51,9 @@ def peak_mib(function) -> float:
 
 
 def main(rows: int = 100_000) -> None:
+    import os
+
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")  # alibi-detect imports transformers
     from alibi_detect.cd import TabularDrift
 
     reference, current = make(rows, 1, 0.0), make(rows, 2, 0.05)
@@ -75,9 +78,14 @@ def main(rows: int = 100_000) -> None:
             detector = TabularDrift(x_ref, p_val=0.05, categories_per_feature=categories, correction="fdr")
             return detector.predict(x_cur, drift_type="feature")["data"]
 
+    def alibi_from_frames():
+        encode(reference), encode(current)
+        return alibi()
+
     builtin(), alibi()  # warm-up: imports, scipy's first calls
     report, builtin_s = best_time(builtin)
     alibi_data, alibi_s = best_time(alibi)
+    _, alibi_frames_s = best_time(alibi_from_frames)
     builtin_mib, alibi_mib = peak_mib(builtin), peak_mib(alibi)
     ours = np.array([item.p_value for item in report.features])
     difference = float(np.max(np.abs(ours - np.asarray(alibi_data["p_val"], dtype=np.float64))))
@@ -85,8 +93,10 @@ def main(rows: int = 100_000) -> None:
     print(f"drift, {rows:,} rows x {NUMERIC + CATEGORICAL} features ({NUMERIC} numeric, {CATEGORICAL} categorical), "
           "reference vs current")
     print(f"  builtin (full report)           {builtin_s:7.3f} s   peak {builtin_mib:7.1f} MiB")
-    print(f"  alibi-detect TabularDrift        {alibi_s:7.3f} s   peak {alibi_mib:7.1f} MiB")
-    print(f"  ratio alibi / builtin: time {alibi_s / builtin_s:5.2f}x, memory {alibi_mib / builtin_mib:5.2f}x")
+    print(f"  alibi-detect TabularDrift        {alibi_s:7.3f} s   peak {alibi_mib:7.1f} MiB  (on a prepared matrix)")
+    print(f"  alibi-detect incl. encoding      {alibi_frames_s:7.3f} s   (from the same DataFrames)")
+    print(f"  ratio alibi / builtin: time {alibi_s / builtin_s:5.2f}x ({alibi_frames_s / builtin_s:5.2f}x incl. "
+          f"encoding), memory {alibi_mib / builtin_mib:5.2f}x")
     print(f"  max |p-value difference| over {len(ours)} features: {difference:.2e}")
     print(f"  drifted features (builtin): {report.drifted_features or 'none'}; dataset drift: {report.dataset_drift}")
 
