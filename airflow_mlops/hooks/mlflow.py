@@ -112,6 +112,34 @@ class MLflowHook(BaseHook):
         return True, "MLflow tracking server reachable"
 
 
+# --- models ----------------------------------------------------------------------------------------------
+
+# Airflow 3's deprecated-import shims warn the first time each attribute is probed.
+AIRFLOW_SHIM_WARNING = r"The `airflow\.[\w.]+` attribute is deprecated"
+
+
+@contextmanager
+def quiet_model_io():
+    """Silence Airflow's deprecated-import warnings while skops (MLflow's sklearn format) saves or loads.
+
+    skops resolves every type by probing modules with ``getattr``; Airflow 3 keeps deprecated import shims that
+    warn on each probe, which put 1,292 warning lines into one task's log (measured) and hide the real ones.
+    Only that message is filtered, only for the block.
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=AIRFLOW_SHIM_WARNING)
+        yield
+
+
+def load_sklearn_model(model_uri: str):
+    import mlflow.sklearn
+
+    with quiet_model_io():
+        return mlflow.sklearn.load_model(model_uri)
+
+
 # --- artifacts -------------------------------------------------------------------------------------------
 
 def log_frame(client, run_id: str, frame, artifact_file: str) -> str:

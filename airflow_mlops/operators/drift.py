@@ -132,14 +132,13 @@ class DriftCheckOperator(MLOpsBaseOperator):
 
     def _model_signals(self, report, champion_version: str, champion_run, reference, current) -> None:
         """Prediction drift and, on labelled rows, performance drift of the champion (best effort)."""
-        import mlflow.sklearn
-
         from airflow_mlops.core.drift import DriftSettings, performance_drift, score_drift
         from airflow_mlops.core.training import score
+        from airflow_mlops.hooks.mlflow import load_sklearn_model
 
         config = self.model_config
         try:
-            model = mlflow.sklearn.load_model(f"models:/{config.registered_model_name}/{champion_version}")
+            model = load_sklearn_model(f"models:/{config.registered_model_name}/{champion_version}")
             current_scores = score(model, current, config)
             reference_scores = score(model, reference, config)
         except Exception as error:  # e.g. the feature set changed since the champion was trained

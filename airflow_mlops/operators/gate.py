@@ -40,12 +40,10 @@ class EvaluationGateOperator(MLOpsBaseOperator):
         self.training = training
 
     def execute(self, context) -> dict[str, Any]:
-        import mlflow.sklearn
-
         from airflow_mlops.core.gate import evaluate_gate
         from airflow_mlops.core.reports import gate_report_html
         from airflow_mlops.core.training import score
-        from airflow_mlops.hooks.mlflow import alias_version, load_frame
+        from airflow_mlops.hooks.mlflow import alias_version, load_frame, load_sklearn_model
         from airflow_mlops.operators.training import split_window
 
         config = self.model_config
@@ -59,13 +57,13 @@ class EvaluationGateOperator(MLOpsBaseOperator):
             frame = load_frame(client, data_pointer["run_id"], data_pointer["artifact"])
             _, holdout = split_window(frame, data_pointer, config.data.timestamp_column)
             labels = holdout[config.data.target].to_numpy()
-            challenger = score(mlflow.sklearn.load_model(self.training["model_uri"]), holdout, config)
+            challenger = score(load_sklearn_model(self.training["model_uri"]), holdout, config)
 
             champion_version = alias_version(client, name, "champion")
             champion_scores, note = None, None
             if champion_version is not None:
                 try:
-                    champion_model = mlflow.sklearn.load_model(f"models:/{name}/{champion_version}")
+                    champion_model = load_sklearn_model(f"models:/{name}/{champion_version}")
                     champion_scores = score(champion_model, holdout, config)
                 except Exception as error:  # e.g. the feature set changed since the champion was trained
                     note = f"champion v{champion_version} cannot score this holdout ({error}); minimums only"

@@ -65,7 +65,7 @@ class TrainModelOperator(MLOpsBaseOperator):
         from airflow_mlops.core.stats import compute_metrics
         from airflow_mlops.core.training import (fit_model, package_versions, pip_requirements,
                                                  prepare_features, score, skops_trusted_types)
-        from airflow_mlops.hooks.mlflow import load_frame, log_frame
+        from airflow_mlops.hooks.mlflow import load_frame, log_frame, quiet_model_io
 
         config = self.model_config
         data = config.data
@@ -105,7 +105,7 @@ class TrainModelOperator(MLOpsBaseOperator):
 
             example = prepare_features(train.head(100), config)
             signature = infer_signature(example, model.predict_proba(example)[:, 1])
-            with mlflow.start_run(run_id=run_id):
+            with mlflow.start_run(run_id=run_id), quiet_model_io():
                 info = mlflow.sklearn.log_model(model, name="model", signature=signature,
                                                 pip_requirements=pip_requirements(config.training.estimator),
                                                 skops_trusted_types=skops_trusted_types(model))
