@@ -115,7 +115,7 @@ class MLflowHook(BaseHook):
 # --- models ----------------------------------------------------------------------------------------------
 
 # Airflow 3's deprecated-import shims warn the first time each attribute is probed.
-AIRFLOW_SHIM_WARNING = r"The `airflow\.[\w.]+` attribute is deprecated"
+AIRFLOW_SHIM_WARNING = r"The `airflow\.[\w.]+` (attribute )?is deprecated"
 
 
 @contextmanager
@@ -123,7 +123,7 @@ def quiet_model_io():
     """Silence Airflow's deprecated-import warnings while skops (MLflow's sklearn format) saves or loads.
 
     skops resolves every type by probing modules with ``getattr``; Airflow 3 keeps deprecated import shims that
-    warn on each probe, which put 1,292 warning lines into one task's log (measured) and hide the real ones.
+    warn on each probe, which put 1,615 warning lines into one task's log (measured) and hide the real ones.
     Only that message is filtered, only for the block.
     """
     import warnings
