@@ -215,6 +215,26 @@ class SqlDataHook(BaseHook):
             frame.to_sql(name, connection, schema=schema or None, if_exists="append", index=False)
         return len(frame)
 
+    def ensure_table(self, table: str, columns: dict[str, str], *, index: Sequence[str] = ()) -> None:
+        """``CREATE TABLE IF NOT EXISTS`` with these columns (``TEXT``, ``INTEGER`` or ``DOUBLE PRECISION``,
+        valid in both dialects) and an index on ``index``: an explicit schema instead of one inferred from the
+        first rows written, and no race between two first writers."""
+        name = table.split(".")[-1] if self.dialect == "sqlite" else table
+        body = ", ".join(f"{quote_identifier(column)} {kind}" for column, kind in columns.items())
+        statements = [f"CREATE TABLE IF NOT EXISTS {quote_identifier(name)} ({body})"]
+        if index:
+            index_name = quote_identifier(f"{name.split('.')[-1]}_{'_'.join(index)}_idx")
+            statements.append(f"CREATE INDEX IF NOT EXISTS {index_name} ON {quote_identifier(name)} "
+                              f"({', '.join(quote_identifier(c) for c in index)})")
+        connection = self.get_conn()
+        try:
+            cursor = connection.cursor()
+            for statement in statements:
+                cursor.execute(statement)
+            connection.commit()
+        finally:
+            connection.close()
+
     def table_exists(self, connection, table: str) -> bool:
         cursor = connection.cursor()
         if self.dialect == "sqlite":

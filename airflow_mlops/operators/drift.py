@@ -18,6 +18,13 @@ from airflow_mlops.operators.extract import resolve_window_end
 
 DRIFT_JSON = "drift/report.json"
 DRIFT_HTML = "drift/report.html"
+# The history table (for the UI); times are ISO-8601 text in UTC, which sorts in time order in both dialects.
+DRIFT_REPORT_COLUMNS = {
+    "check_key": "TEXT", "model": "TEXT", "dag_id": "TEXT", "dag_run_id": "TEXT", "window_start": "TEXT",
+    "window_end": "TEXT", "status": "TEXT", "dataset_drift": "INTEGER", "performance_drift": "INTEGER",
+    "share": "DOUBLE PRECISION", "drifted_features": "TEXT", "champion_version": "TEXT", "mlflow_run_id": "TEXT",
+    "report_uri": "TEXT", "created_at": "TEXT",
+}
 
 
 class NoReferenceError(RuntimeError):
@@ -192,8 +199,10 @@ class DriftCheckOperator(MLOpsBaseOperator):
                "report_uri": f"runs:/{summary['run_id']}/{DRIFT_JSON}",
                "created_at": pd.Timestamp.now(tz="UTC").isoformat()}
         hook = SqlDataHook(data_conn_id=self.state_conn_id or self.model_config.state_conn)
-        hook.replace_rows(pd.DataFrame([row]), self.model_config.drift.reports_table, key_column="check_key",
-                          key=self.task_key(context))
+        table = self.model_config.drift.reports_table
+        hook.ensure_table(table, DRIFT_REPORT_COLUMNS, index=("model", "window_end"))
+        hook.replace_rows(pd.DataFrame([row])[[c for c in DRIFT_REPORT_COLUMNS if c != "check_key"]], table,
+                          key_column="check_key", key=self.task_key(context))
 
 
 class EmitDriftEventOperator(MLOpsBaseOperator):

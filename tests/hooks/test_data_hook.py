@@ -74,3 +74,33 @@ def test_postgres_window_and_quarantine_writes(postgres_schema, monkeypatch):
     hook.replace_rows(bad.head(2), quarantine, key_column="_key", key="run-2")
     counts = hook.read_sql(f'SELECT "_key", count(*) AS n FROM {quote_identifier(quarantine)} GROUP BY 1 ORDER BY 1')
     assert counts.to_dict("list") == {"_key": ["run-1", "run-2"], "n": [7, 2]}
+
+
+def _columns(hook, table):
+    if hook.dialect == "sqlite":
+        return hook.read_sql(f"PRAGMA table_info({quote_identifier(table)})")[["name", "type"]].values.tolist()
+    schema, _, name = table.partition(".")
+    frame = hook.read_sql("SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = %s "
+                          "AND table_name = %s ORDER BY ordinal_position", [schema, name])
+    return frame.values.tolist()
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgres"])
+def test_ensure_table_is_explicit_and_idempotent(dialect, tmp_path, monkeypatch, request):
+    if dialect == "sqlite":
+        monkeypatch.setenv("AIRFLOW_CONN_STATE", json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "s.db")}))
+        table = "history"
+    else:
+        schema = request.getfixturevalue("postgres_schema")
+        monkeypatch.setenv("AIRFLOW_CONN_STATE", POSTGRES_URL)
+        table = f"{schema}.history"
+    hook = SqlDataHook(data_conn_id="state")
+    columns = {"key": "TEXT", "n": "INTEGER", "share": "DOUBLE PRECISION"}
+    for _ in range(2):
+        hook.ensure_table(table, columns, index=("key", "n"))
+    expected = {"sqlite": [["key", "TEXT"], ["n", "INTEGER"], ["share", "DOUBLE PRECISION"]],
+                "postgres": [["key", "text"], ["n", "integer"], ["share", "double precision"]]}[dialect]
+    assert _columns(hook, table) == expected
+    hook.replace_rows(pd.DataFrame({"n": [1], "share": [0.5]}), table, key_column="key", key="a")
+    assert hook.read_sql(f"SELECT * FROM {quote_identifier(table)}").to_dict("records") == [
+        {"key": "a", "n": 1, "share": 0.5}]
