@@ -1,9 +1,10 @@
 """The ``alibi`` drift backend: per-feature p-values from alibi-detect (extra ``alibi``).
 
 Features go through alibi-detect's ``TabularDrift`` (KS for numeric columns, chi-square for categorical ones,
-which it wants as integer codes: we encode the union of both samples' categories). It works on one matrix and
-cannot drop missing values per column, so features are grouped by their number of non-missing values: without
-missing values that is one detector for all; a feature with missing values gets a detector of its own.
+which it wants as integer codes: we encode the union of both samples' categories), or ``KSDrift`` /
+``ChiSquareDrift`` when a group is all numeric / all categorical. A detector works on one matrix and cannot drop
+missing values per column, so features are grouped by their number of non-missing values: without missing
+values that is one detector for all; a feature with missing values gets a detector of its own.
 Only the p-values and statistics come from alibi-detect; effect sizes, the null-rate signal, the correction
 and the decision are the shared code in :mod:`airflow_mlops.core.drift`, so both backends give one report shape.
 """
@@ -23,18 +24,25 @@ def _encode(ref: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return codes[:ref.size], codes[ref.size:]
 
 
-def _tabular(columns: list[tuple[str, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+def _detector(columns: list[tuple[str, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """(statistics, p-values) from the alibi-detect detector that fits the columns: ``KSDrift`` when all are
+    numeric, ``ChiSquareDrift`` when all are categorical, ``TabularDrift`` for a mix."""
     import os
 
     # alibi-detect imports transformers, which prints an advisory about missing PyTorch/TensorFlow on every
     # import; tabular tests need neither, and the line would land in our CLI's stderr.
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-    from alibi_detect.cd import TabularDrift
+    from alibi_detect.cd import ChiSquareDrift, KSDrift, TabularDrift
 
     x_ref = np.column_stack([ref for _, ref, _ in columns])
     x_cur = np.column_stack([cur for _, _, cur in columns])
-    categories = {index: None for index, (kind, _, _) in enumerate(columns) if kind == CATEGORICAL}
-    detector = TabularDrift(x_ref, p_val=0.05, categories_per_feature=categories or None)
+    categorical = {index for index, (kind, _, _) in enumerate(columns) if kind == CATEGORICAL}
+    if not categorical:
+        detector = KSDrift(x_ref, p_val=0.05)
+    elif len(categorical) == len(columns):
+        detector = ChiSquareDrift(x_ref, p_val=0.05)
+    else:
+        detector = TabularDrift(x_ref, p_val=0.05, categories_per_feature={index: None for index in categorical})
     data = detector.predict(x_cur, drift_type="feature", return_p_val=True, return_distance=True)["data"]
     return np.asarray(data["distance"], dtype=np.float64), np.asarray(data["p_val"], dtype=np.float64)
 
@@ -57,6 +65,6 @@ def alibi_tests(samples: Samples) -> dict[str, tuple[float, float]]:
         warnings.simplefilter("ignore")  # alibi-detect warns about every feature it assumes numeric
         for names in lengths.values():
             columns = [_prepared(*samples[name]) for name in names]
-            statistics, p_values = _tabular(columns)
+            statistics, p_values = _detector(columns)
             results.update({name: (float(s), float(p)) for name, s, p in zip(names, statistics, p_values, strict=True)})
     return results
