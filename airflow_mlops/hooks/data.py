@@ -26,7 +26,8 @@ def quote_identifier(name: str) -> str:
     return ".".join('"' + part.replace('"', '""') + '"' for part in name.split("."))
 
 
-def _naive_utc(value: datetime) -> datetime:
+def naive_utc(value: datetime) -> datetime:
+    """A time as naive UTC, the form timestamps are compared and returned in (naive means UTC already)."""
     if value.tzinfo is not None:
         value = value.astimezone(timezone.utc).replace(tzinfo=None)
     return value
@@ -167,7 +168,7 @@ class SqlDataHook(BaseHook):
         order = ", ".join(quote_identifier(c) for c in (timestamp_column, *order_by))
         ph = self.placeholder
         sql = f"SELECT {selected} FROM {source} WHERE {ts} >= {ph} AND {ts} < {ph} ORDER BY {order}"
-        bounds = [_naive_utc(start), _naive_utc(end)]
+        bounds = [naive_utc(start), naive_utc(end)]
         if self.dialect == "sqlite":
             # SQLite stores timestamps as ISO text; compare in the same format pandas writes.
             bounds = [b.strftime("%Y-%m-%d %H:%M:%S") for b in bounds]
@@ -186,10 +187,7 @@ class SqlDataHook(BaseHook):
         value = frame["latest"].iloc[0] if len(frame) else None
         if value is None or pd.isna(value):
             return None
-        stamp = pd.Timestamp(value)
-        if stamp.tzinfo is not None:
-            stamp = stamp.tz_convert("UTC").tz_localize(None)
-        return stamp.to_pydatetime()
+        return naive_utc(pd.Timestamp(value).to_pydatetime())
 
     # --- writing (quarantine, state tables) -------------------------------------------------------------
 

@@ -91,7 +91,7 @@ class DriftCheckOperator(MLOpsBaseOperator):
                 # The same data gives the same mismatch: fail now instead of retrying.
                 raise AirflowFailException(f"cannot compare {reference_source} with the window: {error}") from None
             if champion_run is not None and report.n_current:
-                self._model_signals(report, champion_version, champion_run, reference, current)
+                self._model_signals(report, settings, champion_version, champion_run, reference, current)
             context_info = {"window": f"[{start.isoformat()}, {end.isoformat()})", "reference": reference_source,
                             "champion version": champion_version or "none",
                             "current fingerprint": dataframe_fingerprint(current)[:16]}
@@ -137,9 +137,9 @@ class DriftCheckOperator(MLOpsBaseOperator):
         frame = load_frame(client, champion_run.info.run_id, REFERENCE_ARTIFACT)
         return frame, f"champion v{champion_version} training sample ({len(frame)} rows)", champion_run
 
-    def _model_signals(self, report, champion_version: str, champion_run, reference, current) -> None:
+    def _model_signals(self, report, settings, champion_version: str, champion_run, reference, current) -> None:
         """Prediction drift and, on labelled rows, performance drift of the champion (best effort)."""
-        from airflow_mlops.core.drift import DriftSettings, performance_drift, score_drift
+        from airflow_mlops.core.drift import performance_drift, score_drift
         from airflow_mlops.core.training import score
         from airflow_mlops.hooks.mlflow import load_sklearn_model
 
@@ -152,14 +152,14 @@ class DriftCheckOperator(MLOpsBaseOperator):
             report.reasons.append(f"champion v{champion_version} cannot score the data ({error}); "
                                   "no prediction or performance drift")
             return
-        report.prediction = score_drift(reference_scores, current_scores, DriftSettings.from_config(config.drift))
+        report.prediction = score_drift(reference_scores, current_scores, settings)
         metric = config.gate.metric
         holdout_value = champion_run.data.metrics.get(f"holdout_{metric}")
         if holdout_value is not None and config.data.target in current:
             report.performance = performance_drift(
                 metric, current[config.data.target].to_numpy(dtype="float64", na_value=float("nan")),
                 current_scores, holdout_value, margin=config.drift.performance_margin,
-                confidence=config.gate.confidence, min_sample_size=config.drift.min_sample_size,
+                confidence=config.gate.confidence, min_sample_size=settings.min_sample_size,
                 seed=config.training.seed)
             if report.performance_drift:
                 report.reasons.append(f"performance drift: {report.performance['reason']}")

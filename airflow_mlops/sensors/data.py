@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from airflow.configuration import conf
@@ -40,16 +40,21 @@ class DataWindowSensor(ModelConfigMixin, BaseSensorOperator):
         self.data_conn_id = data_conn_id
         self.deferrable = deferrable
 
+    @property
+    def conn_id(self) -> str:
+        return self.data_conn_id or self.model_config.data.conn_id
+
     def complete_at(self, context) -> datetime:
         """The time the newest row must reach, as naive UTC (how the data hook returns timestamps)."""
-        end = resolve_window_end(self.window_end, context, self.model_config.model) - self.lag
-        return end.astimezone(timezone.utc).replace(tzinfo=None) if end.tzinfo is not None else end
+        from airflow_mlops.hooks.data import naive_utc
+
+        return naive_utc(resolve_window_end(self.window_end, context, self.model_config.model) - self.lag)
 
     def poke(self, context) -> bool:
         from airflow_mlops.hooks.data import SqlDataHook
 
         data = self.model_config.data
-        latest = SqlDataHook(data_conn_id=self.data_conn_id or data.conn_id).latest_timestamp(
+        latest = SqlDataHook(data_conn_id=self.conn_id).latest_timestamp(
             timestamp_column=data.timestamp_column, table=data.table, query=data.query)
         target = self.complete_at(context)
         self.log.info("Newest row %s; the window is complete at %s", latest, target)
@@ -60,16 +65,15 @@ class DataWindowSensor(ModelConfigMixin, BaseSensorOperator):
             return super().execute(context)
         if self.poke(context):  # check once before deferring: no trigger when the data is already there
             return None
-        data = self.model_config.data
-        self.defer(trigger=self._trigger(context, data), method_name="execute_complete",
+        self.defer(trigger=self._trigger(context), method_name="execute_complete",
                    timeout=timedelta(seconds=self.timeout))
         return None
 
-    def _trigger(self, context, data):
+    def _trigger(self, context):
         from airflow_mlops.triggers.data import DataWindowTrigger
 
-        return DataWindowTrigger(data_conn_id=self.data_conn_id or data.conn_id,
-                                 timestamp_column=data.timestamp_column,
+        data = self.model_config.data
+        return DataWindowTrigger(data_conn_id=self.conn_id, timestamp_column=data.timestamp_column,
                                  complete_at=self.complete_at(context).isoformat(), table=data.table,
                                  query=data.query, poll_interval=self.poke_interval)
 
