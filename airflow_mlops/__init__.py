@@ -53,5 +53,6 @@ def get_provider_info() -> dict:
             "airflow_mlops.links.mlflow.MLflowModelVersionLink",
             "airflow_mlops.links.mlflow.MLflowReportLink",
         ],
-        "plugins": [{"name": "airflow_mlops", "plugin-class": "airflow_mlops.plugin.MLOpsPlugin"}],
+        # The UI plugin is registered once, by the ``airflow.plugins`` entry point: listing it here too makes
+        # Airflow report "already registered" when providers are discovered eagerly.
     }

@@ -6,12 +6,17 @@ from typing import Any
 
 from airflow.sdk import Asset
 
-DRIFT_URI = "mlops://{model}/drift"
+from airflow_mlops.core.names import canary_asset_uri, drift_asset_uri
+
+
+def canary_asset(model: str) -> Asset:
+    """The Asset the CT DAG updates when it starts a canary; the canary DAG is scheduled on it."""
+    return Asset(canary_asset_uri(model), extra={"model": model})
 
 
 def drift_asset(model: str) -> Asset:
     """The Asset the drift DAG updates when drift is confirmed; the CT DAG is scheduled on it."""
-    return Asset(DRIFT_URI.format(model=model), extra={"model": model})
+    return Asset(drift_asset_uri(model), extra={"model": model})
 
 
 def triggering_drift_events(context, model: str) -> list[dict[str, Any]]:

@@ -13,18 +13,26 @@ from pathlib import Path
 
 
 def _cmd_demo(args) -> int:
-    from airflow_mlops.demo import run_demo
+    from airflow_mlops.demo.serve import serve
+    from airflow_mlops.demo.story import run_demo
 
-    return run_demo(Path(args.home))
+    if not args.serve_only:
+        status = run_demo(Path(args.home))
+        if status or not args.serve:
+            return status
+    return serve(Path(args.home), port=args.port, mlflow_port=args.mlflow_port, run_for=args.serve_for)
 
 
 def _cmd_validate(args) -> int:
-    from airflow_mlops.core.config import ConfigError, load_config
+    from airflow_mlops.core.config import ConfigError, check_deeply, load_config
 
     status = 0
     for path in args.configs:
         try:
             config = load_config(path)
+            problems = check_deeply(config)  # imports the estimator: too heavy for DAG parsing
+            if problems:
+                raise ConfigError(str(path), problems)
         except ConfigError as error:
             print(error, file=sys.stderr)
             status = 2
@@ -36,12 +44,18 @@ def _cmd_validate(args) -> int:
 
 
 def _cmd_new_model(args) -> int:
+    from airflow_mlops.core.config import MODEL_NAME
+
+    if not MODEL_NAME.match(args.name):
+        print(f"airflow-mlops new-model: error: {args.name!r} is not a model name: lower case letters, digits and "
+              "'_', starting with a letter, at most 63 characters", file=sys.stderr)
+        return 2
     dags = Path(args.dags_folder)
     config_path = dags / "configs" / f"{args.name}.yaml"
     stub_path = dags / f"mlops_{args.name}.py"
     config_path.parent.mkdir(parents=True, exist_ok=True)
     if not stub_path.exists():
-        from airflow_mlops.demo import bundled_dags_dir
+        from airflow_mlops.bundled import bundled_dags_dir
 
         # Every model's DAG file is the same thin file; its name picks the YAML.
         shutil.copy(bundled_dags_dir() / "mlops_credit_risk.py", stub_path)
@@ -73,25 +87,33 @@ def _read_source(value: str, conn_uri: str | None, what: str):
     return _read_sql(value, conn_uri, what)
 
 
+def redact_uri(text: str, uri: str) -> str:
+    """``text`` without the password of ``uri``, given as ``user:password@`` or ``?password=`` (even when the URI
+    is malformed and cannot be parsed). A user name alone is not a secret and stays readable."""
+    import re
+
+    rest = uri.split("://", 1)[1] if "://" in uri else uri
+    secrets = []
+    userinfo = rest.rsplit("@", 1)[0] if "@" in rest else ""
+    if ":" in userinfo:
+        secrets.append(userinfo.split(":", 1)[1])
+    secrets += re.findall(r"(?:^|[?&;\s])password=([^&;\s]+)", rest, flags=re.IGNORECASE)
+    for secret in sorted(secrets, key=len, reverse=True):
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
 def _read_sql(query: str, conn_uri: str, what: str):
-    import pandas as pd
+    """Run the query read-only: SQLite opened in mode=ro with query_only (a typo in the path is an error, never a
+    new empty database), PostgreSQL in read-only transactions, one statement, always rolled back."""
+    from airflow_mlops.core.errors import DataSourceError
+    from airflow_mlops.hooks.database import Database
 
-    scheme = conn_uri.split("://", 1)[0].split("+", 1)[0]
     try:
-        if scheme == "sqlite":
-            import sqlite3
-
-            with sqlite3.connect(conn_uri.split(":///", 1)[-1]) as connection:
-                return pd.read_sql_query(query, connection)
-        if scheme in ("postgresql", "postgres"):
-            import psycopg
-
-            with psycopg.connect("postgresql://" + conn_uri.split("://", 1)[1]) as connection:
-                cursor = connection.execute(query)
-                return pd.DataFrame(cursor.fetchall(), columns=[c.name for c in cursor.description])
-    except Exception as error:
-        raise InputError(f"--{what}: query failed on {scheme}: {' '.join(str(error).split())}") from None
-    raise InputError(f"--conn-uri: unsupported database {scheme!r}; use sqlite:///path or postgresql://...")
+        return Database.from_uri(conn_uri, read_only=True).read_query(query)
+    except (DataSourceError, ValueError) as error:
+        raise InputError(redact_uri(f"--{what}: {error}", conn_uri)) from None
 
 
 def _drift_settings(args, config):
@@ -106,9 +128,31 @@ def _drift_settings(args, config):
     return replace(settings, **overrides)
 
 
-def _cmd_drift(args) -> int:
-    import json
+def _numeric_columns_of(frame, categorical) -> list[str]:
+    """Columns to compare as numbers: numeric dtypes, and object columns holding only numbers (PostgreSQL
+    ``numeric`` arrives as Decimal objects, which would otherwise be compared as categories)."""
+    import numbers
 
+    import pandas as pd
+
+    found = []
+    for column in frame.columns:
+        if column in categorical:
+            continue
+        series = frame[column]
+        if pd.api.types.is_bool_dtype(series):
+            continue
+        if pd.api.types.is_numeric_dtype(series):
+            found.append(column)
+        elif series.dtype == object:
+            present = series.dropna()
+            if len(present) and present.map(lambda v: isinstance(v, numbers.Number) and not isinstance(v, bool)).all():
+                found.append(column)
+    return found
+
+
+def _cmd_drift(args) -> int:
+    from airflow_mlops.core.coercion import numeric_columns
     from airflow_mlops.core.config import ConfigError, load_config
     from airflow_mlops.core.drift import DriftInputError, detect_drift
 
@@ -118,10 +162,23 @@ def _cmd_drift(args) -> int:
         current = _read_source(args.current, args.conn_uri, "current")
         features = config.data.features if config else args.features
         categorical = config.data.categorical if config else (args.categorical or [])
+        # As the drift task does: numbers held as objects (Decimal) are compared as numbers. Without a config, a
+        # column counts as numeric only when it is on both sides (a text column in the window stays an error).
+        numeric = (config.data.numeric if config else
+                   sorted(set(_numeric_columns_of(reference, categorical)) & set(_numeric_columns_of(current,
+                                                                                                  categorical))))
+        reference, _ = numeric_columns(reference, numeric)
+        current, unreadable = numeric_columns(current, numeric)
+        for column, count in unreadable.items():
+            print(f"airflow-mlops drift: {column}: {count} value(s) that are not numbers read as missing",
+                  file=sys.stderr)
         report = detect_drift(reference, current, features=features, categorical=categorical,
                               settings=_drift_settings(args, config))
-    except (InputError, ConfigError, DriftInputError, ImportError, ValueError) as error:
-        print(f"airflow-mlops drift: error: {error}", file=sys.stderr)
+    except Exception as error:  # bad input of any kind: one line and status 2, never 1 (1 means drift)
+        message = str(error) if isinstance(error, (InputError, ConfigError, DriftInputError, ImportError,
+                                                   ValueError)) else f"{type(error).__name__}: {error}"
+        message = redact_uri(message, args.conn_uri) if args.conn_uri else message
+        print(f"airflow-mlops drift: error: {' '.join(message.split())[:2000]}", file=sys.stderr)
         return 2
     payload = report.to_dict()
     if args.format == "html":
@@ -129,13 +186,77 @@ def _cmd_drift(args) -> int:
 
         text = drift_report_html(payload, config.model if config else "command line")
     else:
-        text = json.dumps(payload, indent=2, default=str)
+        from airflow_mlops.core.jsonsafe import strict_json
+
+        text = strict_json(payload, indent=2)
     if args.output:
-        Path(args.output).write_text(text)
+        try:
+            Path(args.output).write_text(text)
+        except OSError as error:
+            print(f"airflow-mlops drift: error: --output: cannot write {args.output!r}: {error.strerror}",
+                  file=sys.stderr)
+            return 2
     else:
         print(text)
     print(f"drift: {report.status}; " + "; ".join(report.reasons), file=sys.stderr)
     return 1 if report.dataset_drift else 0
+
+
+def _in_range(kind, low, high, *, low_open: bool = False, high_open: bool = False):
+    """An argparse type: a number of ``kind`` within the bounds (an error otherwise, exit status 2)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        too_low = low is not None and (value <= low if low_open else value < low)
+        too_high = high is not None and (value >= high if high_open else value > high)
+        if value != value or value in (float("inf"), float("-inf")) or too_low or too_high:
+            top = high if high is not None else "inf"
+            bounds = f"{'(' if low_open else '['}{low}, {top}{')' if high_open else ']'}"
+            raise argparse.ArgumentTypeError(f"{text} is outside {bounds}")
+        return value
+    return parse
+
+
+def _config_path(args) -> Path:
+    import os
+
+    if args.config:
+        return Path(args.config)
+    dags = Path(args.dags_folder or os.environ.get("AIRFLOW__CORE__DAGS_FOLDER") or "dags")
+    for suffix in (".yaml", ".yml"):
+        if (dags / "configs" / f"{args.model}{suffix}").exists():
+            return dags / "configs" / f"{args.model}{suffix}"
+    return dags / "configs" / f"{args.model}.yaml"
+
+
+def _cmd_rollback(args) -> int:
+    """Restore the previous champion through the same compare-and-set as every promotion (ends a canary)."""
+    import getpass
+
+    from airflow_mlops.core.errors import MLOpsError
+    from airflow_mlops.deployment import Deployments
+    from airflow_mlops.hooks.data import SqlDataHook
+    from airflow_mlops.hooks.mlflow import MLflowHook
+    from airflow_mlops.hooks.state import StateStore
+
+    try:
+        from airflow_mlops.core.config import load_config
+
+        config = load_config(_config_path(args))
+        if config.model != args.model:
+            raise MLOpsError(f"{_config_path(args)} configures model {config.model!r}, not {args.model!r}")
+        deployments = Deployments(StateStore(SqlDataHook(data_conn_id=config.state_conn).database,
+                                             schema=config.state_schema),
+                                  MLflowHook(config.mlflow.conn_id), config.model, config.registered_model_name)
+        row = deployments.rollback(actor=f"cli:{getpass.getuser()}", reason=args.reason).deployment
+    except Exception as error:  # one line, status 2
+        print(f"airflow-mlops rollback: error: {' '.join(str(error).split())[:1000]}", file=sys.stderr)
+        return 2
+    print(f"{config.model}: champion is version {row.champion} again (was {row.previous_champion}); "
+          f"phase {row.phase}, row version {row.row_version}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -143,6 +264,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="run the embedded end-to-end demo")
     demo.add_argument("--home", default=".demo", help="folder for the demo's Airflow, MLflow and data")
+    demo.add_argument("--serve", action="store_true", help="then open the Airflow and MLflow UIs on its data")
+    demo.add_argument("--serve-only", action="store_true", help="open the UIs on an earlier demo without rerunning it")
+    demo.add_argument("--port", type=int, default=8080, help="Airflow api-server port (default 8080)")
+    demo.add_argument("--mlflow-port", type=int, default=5000, help="MLflow UI port (default 5000)")
+    demo.add_argument("--serve-for", type=float, default=None, help=argparse.SUPPRESS)  # tests: stop after N s
     demo.set_defaults(func=_cmd_demo)
     drift = commands.add_parser(
         "drift", help="compare two data sets; exit 1 on dataset drift, 0 without, 2 on bad input",
@@ -158,15 +284,24 @@ def build_parser() -> argparse.ArgumentParser:
     drift.add_argument("--format", choices=["json", "html"], default="json")
     drift.add_argument("--output", help="write the report to this file instead of stdout")
     drift.add_argument("--backend", choices=["builtin", "alibi"])
-    drift.add_argument("--p-value", type=float)
+    drift.add_argument("--p-value", type=_in_range(float, 0, 1, low_open=True, high_open=True), help="in (0, 1)")
     drift.add_argument("--correction", choices=["bh", "bonferroni", "none"])
-    drift.add_argument("--drift-share", type=float)
-    drift.add_argument("--min-effect-size", type=float)
-    drift.add_argument("--min-sample-size", type=int)
+    drift.add_argument("--drift-share", type=_in_range(float, 0, 1, low_open=True), help="in (0, 1]")
+    drift.add_argument("--min-effect-size", type=_in_range(float, 0, None), help=">= 0")
+    drift.add_argument("--min-sample-size", type=_in_range(int, 1, None), help=">= 1")
     drift.set_defaults(func=_cmd_drift)
     validate = commands.add_parser("validate-config", help="validate model YAML files")
     validate.add_argument("configs", nargs="+")
     validate.set_defaults(func=_cmd_validate)
+    rollback = commands.add_parser(
+        "rollback", help="restore a model's previous champion (ends a running canary)",
+        description="Restore the previous champion through the deployment state's compare-and-set, then move the "
+                    "MLflow aliases. Uses the Airflow connections the model config names.")
+    rollback.add_argument("model")
+    rollback.add_argument("--config", help="the model YAML (default: <dags-folder>/configs/<model>.yaml)")
+    rollback.add_argument("--dags-folder", help="default: $AIRFLOW__CORE__DAGS_FOLDER or ./dags")
+    rollback.add_argument("--reason", default="rolled back by hand (airflow-mlops rollback)")
+    rollback.set_defaults(func=_cmd_rollback)
     new = commands.add_parser("new-model", help="scaffold a model: a YAML config and its thin DAG file")
     new.add_argument("name")
     new.add_argument("--dags-folder", default="dags")

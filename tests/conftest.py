@@ -62,5 +62,15 @@ def postgres_schema():
     try:
         yield schema
     finally:
-        connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         connection.close()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """A real ``mlflow server`` (SQLite backend store, served artifacts) for the whole session."""
+    from tests.servers import MLflowServer
+
+    server = MLflowServer(tmp_path_factory.mktemp("mlflow-server")).start()
+    yield server
+    server.stop()

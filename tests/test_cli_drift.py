@@ -95,7 +95,7 @@ def test_sql_sources_sqlite_and_postgres(files, capsys, tmp_path, postgres_schem
     (["--reference", "{ref}", "--current", "{ref}", "--config", "{yaml}"], "data.features: Field required"),
     (["--conn-uri", "mysql://x", "--reference", "select 1", "--current", "select 1"], "unsupported database"),
     (["--conn-uri", "sqlite:///{db}", "--reference", "select * from missing", "--current", "select 1"],
-     "--reference: query failed on sqlite: Execution failed on sql 'select * from missing': no such table"),
+     "failed: no such table: missing"),
 ])
 def test_bad_input_is_one_clear_line_and_exit_2(files, capsys, tmp_path, argv, message):
     ref, _ = frames()
@@ -103,6 +103,7 @@ def test_bad_input_is_one_clear_line_and_exit_2(files, capsys, tmp_path, argv, m
     ref.assign(income="unknown").to_csv(tmp_path / "text.csv", index=False)
     (tmp_path / "model.yaml").write_text("model: m\ndata: {table: t, timestamp_column: ts, entity_id: id, "
                                          "target: y}\n")
+    sqlite3.connect(tmp_path / "empty.db").close()
     values = {"ref": files / "ref.csv", "bad": tmp_path / "bad.csv", "text": tmp_path / "text.csv",
               "yaml": tmp_path / "model.yaml", "db": tmp_path / "empty.db"}
     status, out, err = run(capsys, *[a.format(**values) for a in argv])
@@ -118,3 +119,130 @@ def test_console_script(files):
                                capture_output=True, text=True, timeout=300)
     assert completed.returncode == 1, completed.stderr
     assert json.loads(completed.stdout)["dataset_drift"] is True
+
+
+# --- hostile and mistaken input (found by probing: writes were committed, passwords echoed, tracebacks) -----------
+
+def _loans(n=300):
+    ref, _ = frames(n=n)
+    return ref
+
+
+def test_sql_sources_are_read_only_on_sqlite(tmp_path, capsys):
+    database = tmp_path / "data.db"
+    with sqlite3.connect(database) as connection:
+        _loans().to_sql("loans", connection, index=False)
+    uri = f"sqlite:///{database}"
+    for statement in ("DELETE FROM loans RETURNING *", "DROP TABLE loans", "select 1; delete from loans"):
+        status, out, err = run(capsys, "--conn-uri", uri, "--reference", "select * from loans", "--current", statement)
+        assert status == 2 and out == "" and "Traceback" not in err, err
+    with sqlite3.connect(database) as connection:
+        assert connection.execute("SELECT count(*) FROM loans").fetchone()[0] == 300
+    # A typo in the path is an error, never a new empty database.
+    status, _, err = run(capsys, "--conn-uri", f"sqlite:///{tmp_path}/typo.db", "--reference", "select 1",
+                         "--current", "select 1")
+    assert status == 2 and "no SQLite database file" in err and not (tmp_path / "typo.db").exists()
+
+
+def test_sql_sources_are_read_only_on_postgres(postgres_schema, capsys):
+    import psycopg
+
+    from tests.conftest import POSTGRES_URL
+
+    table = f'"{postgres_schema}".loans'
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
+        connection.execute(f"CREATE TABLE {table} (income float8, region text)")
+        with connection.cursor().copy(f"COPY {table} FROM STDIN") as copy:
+            for row in _loans()[["income", "region"]].itertuples(index=False):
+                copy.write_row(row)
+    for statement in (f"DELETE FROM {table} RETURNING *", f"DROP TABLE {table}",
+                      f"COMMIT; DELETE FROM {table} RETURNING *",
+                      f"SET default_transaction_read_only = off; DELETE FROM {table} RETURNING *"):
+        status, out, err = run(capsys, "--conn-uri", POSTGRES_URL, "--reference", f"select * from {table}",
+                               "--current", statement, "--features", "income", "region")
+        assert status == 2 and out == "" and "Traceback" not in err, (statement, err)
+    with psycopg.connect(POSTGRES_URL) as connection:
+        assert connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 300
+    # Reading works (a LIKE with % included), and leaves nothing behind.
+    status, out, _ = run(capsys, "--conn-uri", POSTGRES_URL, "--reference", f"select * from {table}",
+                         "--current", f"select * from {table} where region like '%o%'", "--features", "income")
+    assert status == 0 and json.loads(out)["n_current"] == 300
+
+
+@pytest.mark.parametrize("uri", ["postgresql://etl:hunter2-pw@127.0.0.1:1/warehouse",
+                                 "postgresql://etl:hunter2-pw@127.0.0.1:notaport/warehouse",
+                                 "postgresql://etl:hunter2-pw@bad host/warehouse",
+                                 "postgresql://etl:hunter2-pw@127.0.0.1:5432/test?sslmode=nonsense"])
+def test_a_bad_connection_uri_never_echoes_the_password(uri, capsys):
+    status, out, err = run(capsys, "--conn-uri", uri, "--reference", "select 1", "--current", "select 1")
+    assert status == 2 and out == "" and "Traceback" not in err
+    assert "hunter2" not in err and err.startswith("airflow-mlops drift: error:")
+
+
+@pytest.mark.parametrize("option,value", [("--p-value", "0"), ("--p-value", "1.5"), ("--p-value", "nan"),
+                                          ("--drift-share", "0"), ("--drift-share", "2"),
+                                          ("--min-effect-size", "-0.1"), ("--min-sample-size", "0")])
+def test_thresholds_are_range_checked(files, capsys, option, value):
+    with pytest.raises(SystemExit) as exit_:
+        main(["drift", "--reference", str(files / "ref.csv"), "--current", str(files / "ref.csv"), option, value])
+    assert exit_.value.code == 2 and f"argument {option}: {value} is outside" in capsys.readouterr().err
+
+
+def test_output_errors_exit_2_and_reports_are_strict_json(files, capsys, tmp_path):
+    status, _, err = run(capsys, "--reference", str(files / "ref.csv"), "--current", str(files / "moved.parquet"),
+                         "--output", str(tmp_path / "missing-dir" / "report.json"))
+    assert status == 2 and "--output: cannot write" in err and "Traceback" not in err
+    ref, cur = frames()
+    cur.loc[:50, "income"] = np.inf
+    cur.to_parquet(tmp_path / "inf.parquet")
+    status, out, _ = run(capsys, "--reference", str(files / "ref.csv"), "--current", str(tmp_path / "inf.parquet"))
+    json.loads(out, parse_constant=lambda name: pytest.fail(f"{name} in the JSON report"))
+
+
+def test_only_queries_run_even_on_a_read_only_connection(tmp_path, capsys, postgres_schema):
+    """A read-only transaction still let COPY ... TO PROGRAM run a command and ATTACH / VACUUM INTO create files:
+    the CLI runs what it is given as a subquery, so anything that is not a query is refused before it runs."""
+    from tests.conftest import POSTGRES_URL
+
+    database = tmp_path / "data.db"
+    with sqlite3.connect(database) as connection:
+        _loans().to_sql("loans", connection, index=False)
+    for statement in (f"ATTACH DATABASE '{tmp_path}/new.db' AS n", f"VACUUM INTO '{tmp_path}/new.db'",
+                      "PRAGMA query_only = 0", "select * from loans; select 1"):
+        status, _, err = run(capsys, "--conn-uri", f"sqlite:///{database}", "--reference", "select * from loans",
+                             "--current", statement)
+        assert status == 2 and "Traceback" not in err, (statement, err)
+    assert not (tmp_path / "new.db").exists()
+    for statement in (f"COPY (select 1) TO PROGRAM 'touch {tmp_path}/ran'", f"COPY (select 1) TO '{tmp_path}/out'",
+                      "SET default_transaction_read_only = off"):
+        status, _, err = run(capsys, "--conn-uri", POSTGRES_URL, "--reference", "select 1 as x",
+                             "--current", statement)
+        assert status == 2 and "Traceback" not in err, (statement, err)
+    assert not (tmp_path / "ran").exists() and not (tmp_path / "out").exists()
+
+
+def test_postgres_numeric_columns_are_compared_as_numbers(capsys, postgres_schema):
+    import psycopg
+
+    from tests.conftest import POSTGRES_URL
+
+    ref, moved = frames(n=2000)[0], frames(seed=1, shift=0.5, n=2000)[1]
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
+        for name, frame in (("ref", ref), ("cur", moved)):
+            connection.execute(f'CREATE TABLE "{postgres_schema}".{name} (income numeric, region text)')
+            with connection.cursor().copy(f'COPY "{postgres_schema}".{name} FROM STDIN') as copy:
+                for row in frame[["income", "region"]].itertuples(index=False):
+                    copy.write_row(row)
+    status, out, _ = run(capsys, "--conn-uri", POSTGRES_URL, "--reference", f'select * from "{postgres_schema}".ref',
+                         "--current", f'select * from "{postgres_schema}".cur', "--drift-share", "0.5")
+    income = next(f for f in json.loads(out)["features"] if f["feature"] == "income")
+    assert status == 1 and income["test"] == "ks" and income["status"] == "drift"
+
+
+@pytest.mark.parametrize("uri, secret, kept", [
+    ("postgresql://etl@127.0.0.1:1/test?password=hunter2%zz", "hunter2", "percent-encoded"),
+    ("postgresql://e:hunter2-pw@127.0.0.1:1/test", "hunter2", "reference"),
+])
+def test_passwords_are_redacted_and_user_names_are_not(capsys, uri, secret, kept):
+    status, _, err = run(capsys, "--conn-uri", uri, "--reference", "select 1", "--current", "select 1")
+    assert status == 2 and secret not in err and kept in err

@@ -7,14 +7,10 @@ Expectations) is separate: that is about business rules; these are about whether
 from __future__ import annotations
 
 from airflow_mlops.core.config import DataConfig
+from airflow_mlops.core.errors import DataProblem
 
 
-class DataProblem(ValueError):
-    """The data cannot be used; ``problems`` lists every cause found, not only the first."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("; ".join(problems))
+__all__ = ["DataProblem", "check_training_frame", "target_problems"]
 
 
 def missing_columns(columns, data: DataConfig) -> list[str]:

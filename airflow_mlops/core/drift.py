@@ -26,14 +26,14 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-NUMERIC, CATEGORICAL = "numeric", "categorical"
-DRIFT, NO_DRIFT, INSUFFICIENT = "drift", "no_drift", "insufficient_data"
+from airflow_mlops.core.drift_types import CATEGORICAL, DRIFT, INSUFFICIENT, NO_DRIFT, NUMERIC, Samples
+from airflow_mlops.core.errors import DriftInputError
+
+__all__ = ["CATEGORICAL", "DRIFT", "INSUFFICIENT", "NO_DRIFT", "NUMERIC", "DriftInputError", "DriftReport",
+           "DriftSettings", "detect_drift"]
+
 _CHART_BINS = 20
 _CHART_CATEGORIES = 15
-
-
-class DriftInputError(ValueError):
-    """Reference and current data cannot be compared; the message says which columns and why."""
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,12 @@ class FeatureDrift:
     null_p_value: float | None = None
     null_p_adjusted: float | None = None
     null_effect_size: float | None = None  # Cohen's h
-    signals: list[str] = field(default_factory=list)  # "distribution", "null_rate"
+    nonfinite_rate_reference: float = 0.0
+    nonfinite_rate_current: float = 0.0
+    nonfinite_p_value: float | None = None
+    nonfinite_p_adjusted: float | None = None
+    nonfinite_effect_size: float | None = None  # Cohen's h
+    signals: list[str] = field(default_factory=list)  # "distribution", "null_rate", "non_finite"
     reason: str = ""
     chart: dict[str, Any] = field(default_factory=dict)
 
@@ -106,9 +111,12 @@ class DriftReport:
                 "backend": self.settings.get("backend")}
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-safe (strict JSON: NaN and infinities become None)."""
+        from airflow_mlops.core.jsonsafe import json_safe
+
         payload = asdict(self)
         payload.update(drifted_features=self.drifted_features, performance_drift=self.performance_drift)
-        return payload
+        return json_safe(payload)
 
 
 # --- input checks ----------------------------------------------------------------------------------------
@@ -158,27 +166,35 @@ def feature_kinds(reference, current, features: Sequence[str] | None = None,
     return kinds
 
 
-def numeric_values(series) -> tuple[np.ndarray, int]:
-    """(the non-missing values as floats, the number of missing ones)."""
+def numeric_values(series) -> tuple[np.ndarray, int, int]:
+    """(the finite values as floats, the number of missing ones, the number of infinite ones).
+
+    Infinities are kept out of the distribution test (they would make the Wasserstein effect size NaN, which
+    read as "below min_effect_size" and hid the drift) and counted as a signal of their own.
+    """
     import pandas as pd
 
     values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     missing = np.isnan(values)
-    return (values[~missing] if missing.any() else values), int(missing.sum())
+    infinite = np.isinf(values)
+    bad = missing | infinite
+    return (values[~bad] if bad.any() else values), int(missing.sum()), int(infinite.sum())
 
 
 def category_codes(reference, current) -> tuple[list[str], np.ndarray, np.ndarray, int, int]:
     """Categories of both samples as text (union, sorted), each sample's non-missing values as indexes into
-    them, and each sample's number of missing values. Hashes each column once and converts only the distinct
-    values to text (values that print the same, like 1 and "1", are one category)."""
+    them, and each sample's number of missing values. Hashes each column once and labels only the distinct
+    values (values with one label, like 1, 1.0 and "1", are one category; see core.categories)."""
     import pandas as pd
 
+    from airflow_mlops.core.categories import category_label
+
     factorized = [pd.factorize(pd.Series(sample, copy=False)) for sample in (reference, current)]
-    labels = sorted({str(value) for _, uniques in factorized for value in uniques})
+    labels = sorted({category_label(value) for _, uniques in factorized for value in uniques})
     index = {label: position for position, label in enumerate(labels)}
     out = []
     for codes, uniques in factorized:
-        mapping = np.array([index[str(value)] for value in uniques], dtype=np.int64)
+        mapping = np.array([index[category_label(value)] for value in uniques], dtype=np.int64)
         out.append((mapping[codes[codes >= 0]], int((codes < 0).sum())))
     (ref, ref_missing), (cur, cur_missing) = out
     return labels, ref, cur, ref_missing, cur_missing
@@ -299,7 +315,6 @@ def adjust_p_values(p_values: Sequence[float], method: str) -> np.ndarray:
 
 # --- backends ----------------------------------------------------------------------------------------
 
-Samples = dict[str, tuple[str, np.ndarray, np.ndarray]]  # feature -> (kind, reference values, current values)
 
 
 def backend_tests(name: str) -> Callable[[Samples], dict[str, tuple[float, float]]] | None:
@@ -369,8 +384,7 @@ def detect_drift(reference, current, *, features: Sequence[str] | None = None, c
                                  report.features))
     samples: Samples = {item.feature: sample for item, (sample, _) in zip(report.features, compared, strict=True)
                         if sample is not None}
-    null_tests = {item.feature: p for item, (_, p) in zip(report.features, compared, strict=True)
-                  if p is not None}
+    rate_tests = {item.feature: rates for item, (_, rates) in zip(report.features, compared, strict=True)}
 
     external = backend_tests(settings.backend)
     if external is not None and samples:
@@ -378,27 +392,37 @@ def detect_drift(reference, current, *, features: Sequence[str] | None = None, c
         for name, (statistic, p_value) in external(samples).items():
             by_name[name].statistic, by_name[name].p_value = statistic, p_value
 
-    _decide(report, null_tests, settings)
+    _decide(report, rate_tests, settings)
     return report
 
 
+def _rate_test(k_ref: int, n_ref: int, k_cur: int, n_cur: int) -> tuple[float | None, float | None]:
+    """(chi-square p-value, Cohen's h) of two proportions k/n; (None, None) when neither or both are all."""
+    if not 0 < k_ref + k_cur < n_ref + n_cur:
+        return None, None
+    p_value = chi2_table(np.array([[k_ref, n_ref - k_ref], [k_cur, n_cur - k_cur]]))[1]
+    return p_value, cohens_h(k_ref / n_ref, k_cur / n_cur)
+
+
 def _compare_feature(item: FeatureDrift, ref_col, cur_col, settings: DriftSettings):
-    """Fill in one feature's statistics; returns (its sample for another backend or None, null-rate p-value)."""
+    """Fill in one feature's statistics; returns (its sample for another backend or None,
+    ``{signal: p-value}`` of the missing-value and non-finite-value rates)."""
     n_ref, n_cur = len(ref_col), len(cur_col)
+    ref_inf = cur_inf = 0
     if item.kind == NUMERIC:
-        (ref, ref_nulls), (cur, cur_nulls) = numeric_values(ref_col), numeric_values(cur_col)
+        (ref, ref_nulls, ref_inf), (cur, cur_nulls, cur_inf) = numeric_values(ref_col), numeric_values(cur_col)
     else:
         labels, ref, cur, ref_nulls, cur_nulls = category_codes(ref_col, cur_col)
     item.null_rate_reference, item.null_rate_current = ref_nulls / n_ref, cur_nulls / n_cur
-    null_p = None
-    if 0 < ref_nulls + cur_nulls < n_ref + n_cur:
-        null_p = chi2_table(np.array([[ref_nulls, n_ref - ref_nulls], [cur_nulls, n_cur - cur_nulls]]))[1]
-        item.null_effect_size = cohens_h(item.null_rate_reference, item.null_rate_current)
+    item.nonfinite_rate_reference, item.nonfinite_rate_current = ref_inf / n_ref, cur_inf / n_cur
+    null_p, item.null_effect_size = _rate_test(ref_nulls, n_ref, cur_nulls, n_cur)
+    inf_p, item.nonfinite_effect_size = _rate_test(ref_inf, n_ref, cur_inf, n_cur)
+    rates = {signal: p for signal, p in (("null_rate", null_p), ("non_finite", inf_p)) if p is not None}
     item.n_reference, item.n_current = ref.size, cur.size
     if min(ref.size, cur.size) < settings.min_sample_size:
         item.reason = (f"distribution not compared: {ref.size} reference and {cur.size} current values "
                        f"are present, min_sample_size is {settings.min_sample_size}")
-        return None, null_p
+        return None, rates
     if item.kind == NUMERIC:
         ref, cur = np.sort(ref), np.sort(cur)
         item.statistic, item.p_value, distance = ks_wasserstein_sorted(ref, cur)
@@ -411,26 +435,31 @@ def _compare_feature(item: FeatureDrift, ref_col, cur_col, settings: DriftSettin
         item.test, item.effect_metric = "chi2", "jensen_shannon"
         item.effect_size = jensen_shannon(table)
         item.chart = _categorical_chart(labels, table)
-    return (item.kind, ref, cur), null_p
+    return (item.kind, ref, cur), rates
 
 
-def _decide(report: DriftReport, null_tests: dict[str, float], settings: DriftSettings) -> None:
+def _decide(report: DriftReport, rate_tests: dict[str, dict[str, float]], settings: DriftSettings) -> None:
     """Correct all p-values of the report as one family and set each feature's and the data set's status."""
     family = [(item, "distribution", item.p_value) for item in report.features if item.p_value is not None]
-    family += [(item, "null_rate", null_tests[item.feature]) for item in report.features
-               if item.feature in null_tests]
+    family += [(item, signal, p) for item in report.features
+               for signal, p in rate_tests.get(item.feature, {}).items()]
     adjusted = adjust_p_values([p for _, _, p in family], settings.correction)
     for (item, signal, p_value), q_value in zip(family, adjusted, strict=True):
         if signal == "distribution":
             item.p_adjusted = float(q_value)
-            effect = item.effect_size or 0.0
-        else:
+            effect = item.effect_size
+        elif signal == "null_rate":
             item.null_p_value, item.null_p_adjusted = float(p_value), float(q_value)
-            effect = item.null_effect_size or 0.0
+            effect = item.null_effect_size
+        else:
+            item.nonfinite_p_value, item.nonfinite_p_adjusted = float(p_value), float(q_value)
+            effect = item.nonfinite_effect_size
+        effect = effect if effect is not None and np.isfinite(effect) else 0.0
         if q_value < settings.p_value and effect >= settings.min_effect_size:
             item.signals.append(signal)
 
-    tested = [item for item in report.features if item.p_value is not None or item.null_p_value is not None]
+    tested = [item for item in report.features
+              if item.p_value is not None or item.null_p_value is not None or item.nonfinite_p_value is not None]
     for item in report.features:
         if item.signals:
             item.status = DRIFT
@@ -455,7 +484,7 @@ def _decide(report: DriftReport, null_tests: dict[str, float], settings: DriftSe
 
 
 def _max_q(item: FeatureDrift) -> float:
-    values = [q for q in (item.p_adjusted, item.null_p_adjusted) if q is not None]
+    values = [q for q in (item.p_adjusted, item.null_p_adjusted, item.nonfinite_p_adjusted) if q is not None]
     return min(values) if values else 1.0
 
 
@@ -467,6 +496,10 @@ def _drift_reason(item: FeatureDrift) -> str:
     if "null_rate" in item.signals:
         parts.append(f"null rate {item.null_rate_reference:.1%} -> {item.null_rate_current:.1%} "
                      f"(adjusted p={item.null_p_adjusted:.3g}, Cohen's h={item.null_effect_size:.3f})")
+    if "non_finite" in item.signals:
+        parts.append(f"non-finite (inf) rate {item.nonfinite_rate_reference:.1%} -> "
+                     f"{item.nonfinite_rate_current:.1%} (adjusted p={item.nonfinite_p_adjusted:.3g}, "
+                     f"Cohen's h={item.nonfinite_effect_size:.3f})")
     return "; ".join(parts)
 
 
@@ -476,7 +509,7 @@ def score_drift(reference_scores, current_scores, settings: DriftSettings = Drif
     """Drift of the model's score distribution (KS + normalised Wasserstein), judged like one feature."""
     ref = np.asarray(reference_scores, dtype=np.float64)
     cur = np.asarray(current_scores, dtype=np.float64)
-    ref, cur = np.sort(ref[~np.isnan(ref)]), np.sort(cur[~np.isnan(cur)])
+    ref, cur = np.sort(ref[np.isfinite(ref)]), np.sort(cur[np.isfinite(cur)])
     if min(ref.size, cur.size) < settings.min_sample_size:
         return {"status": INSUFFICIENT, "drift": False, "n_reference": int(ref.size), "n_current": int(cur.size)}
     statistic, p_value, distance = ks_wasserstein_sorted(ref, cur)

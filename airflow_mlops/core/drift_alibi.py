@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from airflow_mlops.core.drift import CATEGORICAL, Samples
+from airflow_mlops.core.drift_types import CATEGORICAL, Samples
 
 
 def _encode(ref: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -15,10 +15,10 @@ import inspect
 from importlib import metadata
 
 from airflow_mlops.core.config import ModelConfig
+from airflow_mlops.core.errors import EstimatorError
 
 
-class EstimatorError(ValueError):
-    """The configured estimator cannot be imported or built from its parameters."""
+__all__ = ["EstimatorError", "fit_model", "score", "prepare_features"]
 
 
 def load_estimator_class(path: str):
@@ -82,15 +82,17 @@ def build_pipeline(config: ModelConfig):
 
 
 def prepare_features(frame, config: ModelConfig):
-    """The feature frame a model sees: categoricals as strings (missing stays missing), numbers as float."""
-    import numpy as np
+    """The feature frame a model sees: categoricals as text labels (:mod:`airflow_mlops.core.categories`;
+    missing stays missing), numbers as float."""
     import pandas as pd
+
+    from airflow_mlops.core.categories import category_labels
 
     features = pd.DataFrame(index=frame.index)
     for column in config.data.features:
         series = frame[column]
         if column in config.data.categorical:
-            features[column] = series.astype(str).astype(object).where(series.notna(), np.nan)
+            features[column] = category_labels(series)
         else:
             features[column] = pd.to_numeric(series, errors="coerce").astype("float64")
     return features
@@ -113,32 +115,75 @@ def score(model, frame, config: ModelConfig):
     raise TypeError(f"{type(model).__name__} has no predict_proba")
 
 
-def skops_trusted_types(model) -> list[str]:
-    """Types of our own fitted pipeline that skops (MLflow's safe sklearn format) must be told to trust.
+def _providing_distributions(module: str, providers: dict[str, list[str]]) -> list[str]:
+    """The installed distributions that provide ``module`` (dotted): for a namespace package such as ``google``
+    or ``airflow``, only those whose files hold the deepest part of the path that exists."""
+    candidates = sorted(set(providers.get(module.split(".", 1)[0]) or []))
+    if len(candidates) <= 1:
+        return candidates
+    parts = module.split(".")
+    files = {name: [str(f) for f in (metadata.distribution(name).files or [])] for name in candidates}
+    for depth in range(len(parts), 0, -1):
+        prefix = "/".join(parts[:depth])
+        matching = [name for name in candidates
+                    if any(f.startswith(prefix + "/") or f == prefix + ".py" for f in files[name])]
+        if matching:
+            return matching
+    return candidates
 
-    We built the object ourselves in this process, so trusting exactly its types is safe; loading a model
-    from elsewhere still refuses anything outside this list.
+
+def _local_install(distribution: str) -> str | None:
+    """How a distribution was installed when it was not from a package index (editable, a path, a VCS URL)."""
+    import json
+
+    try:
+        raw = metadata.distribution(distribution).read_text("direct_url.json")
+    except (FileNotFoundError, metadata.PackageNotFoundError):
+        return None
+    if not raw:
+        return None
+    info = json.loads(raw)
+    if (info.get("dir_info") or {}).get("editable"):
+        return "an editable install"
+    if "vcs_info" in info:
+        return "a VCS checkout"
+    if str(info.get("url", "")).startswith("file:"):
+        return "a local path"
+    return None
+
+
+def pip_requirements(estimator_path: str, *, serialization_format: str = "skops") -> tuple[list[str], list[str]]:
+    """Exact pins of what the logged model needs to load, and warnings about what was left out.
+
+    Module names are mapped to the *installed distributions* that provide them (``sklearn`` ->
+    ``scikit-learn==1.9.1``). A module no installed distribution provides (a package of your own, say
+    ``my_company_models``), or one installed from a local path, an editable checkout or a VCS URL, is left out with a
+    warning instead of becoming a PyPI requirement that anyone could register on PyPI (dependency confusion) for
+    whoever serves the model.
     """
-    import skops.io
-
-    return sorted(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
-
-
-def pip_requirements(estimator_path: str) -> list[str]:
-    """Exact pins of what the logged model needs to load, so MLflow does not infer them (slow) or drift."""
-    names = ["scikit-learn", "numpy", "pandas", "scipy", "skops"]
-    if is_lightgbm(estimator_path):
-        names.append("lightgbm")
-    top = estimator_path.split(".", 1)[0]
-    if top not in {"sklearn", "lightgbm"}:
-        names.append(top)
-    pins = []
-    for name in names:
-        try:
-            pins.append(f"{name}=={metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            pins.append(name)
-    return pins
+    providers = metadata.packages_distributions()
+    modules = ["sklearn", "numpy", "pandas", "scipy", "skops" if serialization_format == "skops" else "cloudpickle"]
+    estimator_module = estimator_path.rpartition(".")[0]
+    if estimator_module.split(".", 1)[0] not in modules:
+        modules.append(estimator_module)
+    pins, warnings = [], []
+    for module in modules:
+        distributions = _providing_distributions(module, providers)
+        if not distributions:
+            warnings.append(f"module {module!r} (of training.estimator {estimator_path!r}) comes from no installed "
+                            "distribution: it is not listed in the model's requirements; install it where the model "
+                            "is served")
+            continue
+        for distribution in distributions:
+            local = _local_install(distribution)
+            if local:
+                warnings.append(f"{distribution} (module {module!r}) is installed from {local}, not a package index: "
+                                "it is not listed in the model's requirements; install it where the model is served")
+                continue
+            pin = f"{distribution}=={metadata.version(distribution)}"
+            if pin not in pins:
+                pins.append(pin)
+    return pins, warnings
 
 
 def package_versions() -> dict[str, str]:

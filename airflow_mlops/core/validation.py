@@ -7,23 +7,15 @@ Expectations come from the model config as ``{expectation_name: kwargs}``. The r
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 from airflow_mlops.core.config import ValidationConfig
+from airflow_mlops.core.errors import DataValidationFailed, ValidationSetupError
+from airflow_mlops.core.jsonsafe import json_safe
 
 
-class ValidationSetupError(ValueError):
-    """An expectation in the config is unknown or has wrong arguments."""
-
-
-class DataValidationFailed(ValueError):
-    """The data broke expectations and the policy says fail."""
-
-    def __init__(self, message: str, report: dict[str, Any]):
-        self.report = report
-        super().__init__(message)
+__all__ = ["DataValidationFailed", "ValidationSetupError", "validate_frame", "failure_summary"]
 
 
 @dataclass
@@ -35,23 +27,6 @@ class ValidationOutcome:
 
 def _class_name(expectation: str) -> str:
     return "".join(part.capitalize() for part in expectation.split("_"))
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        try:
-            return _json_safe(value.item())
-        except (ValueError, AttributeError):
-            pass
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return str(value)
 
 
 def build_suite(config: ValidationConfig, name: str):
@@ -71,7 +46,7 @@ def build_suite(config: ValidationConfig, name: str):
     return suite
 
 
-def _ephemeral_context():
+def ephemeral_context():
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -82,7 +57,7 @@ def _ephemeral_context():
 
 def validate_frame(frame, config: ValidationConfig, *, name: str) -> ValidationOutcome:
     """Run the configured expectations on ``frame`` (a pandas DataFrame) and summarise the result."""
-    context = _ephemeral_context()  # GX 1.x builds expectations only inside an active context
+    context = ephemeral_context()  # GX 1.x builds expectations only inside an active context
     suite = build_suite(config, name)
     report: dict[str, Any] = {"suite": name, "policy": config.policy, "rows": int(len(frame)),
                               "success": True, "results": []}
@@ -96,12 +71,12 @@ def validate_frame(frame, config: ValidationConfig, *, name: str) -> ValidationO
     for item in result.results:
         details = item.result or {}
         kwargs = {k: v for k, v in item.expectation_config.kwargs.items() if k != "batch_id"}
-        entry = {"expectation": item.expectation_config.type, "kwargs": _json_safe(kwargs),
+        entry = {"expectation": item.expectation_config.type, "kwargs": json_safe(kwargs),
                  "success": bool(item.success)}
         for key in ("observed_value", "element_count", "unexpected_count", "unexpected_percent",
                     "missing_count", "partial_unexpected_list"):
             if key in details:
-                entry[key] = _json_safe(details[key])
+                entry[key] = json_safe(details[key])
         if item.exception_info and item.exception_info.get("raised_exception"):
             entry["error"] = str(item.exception_info.get("exception_message"))
         report["results"].append(entry)

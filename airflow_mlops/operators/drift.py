@@ -12,12 +12,13 @@ from datetime import datetime
 from typing import Any
 
 from airflow_mlops.assets import drift_asset
+from airflow_mlops.core import names
+from airflow_mlops.core.errors import MLOpsError
 from airflow_mlops.links.mlflow import MLflowReportLink, MLflowRunLink, artifact_url, run_url
-from airflow_mlops.operators.base import MLOpsBaseOperator
-from airflow_mlops.operators.extract import resolve_window_end
+from airflow_mlops.operators.base import MLOpsBaseOperator, task_boundary
+from airflow_mlops.task_context import resolve_window_end
 
-DRIFT_JSON = "drift/report.json"
-DRIFT_HTML = "drift/report.html"
+DRIFT_JSON, DRIFT_HTML = names.DRIFT_JSON, names.DRIFT_HTML
 # The history table (for the UI); times are ISO-8601 text in UTC, which sorts in time order in both dialects.
 DRIFT_REPORT_COLUMNS = {
     "check_key": "TEXT", "model": "TEXT", "dag_id": "TEXT", "dag_run_id": "TEXT", "window_start": "TEXT",
@@ -27,7 +28,7 @@ DRIFT_REPORT_COLUMNS = {
 }
 
 
-class NoReferenceError(RuntimeError):
+class NoReferenceError(MLOpsError):
     """There is nothing to compare with: no champion yet and no reference query."""
 
 
@@ -60,98 +61,122 @@ class DriftCheckOperator(MLOpsBaseOperator):
         self.state_conn_id = state_conn_id
         self.reference_query = reference_query
 
+    @task_boundary
     def execute(self, context) -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+        from airflow.sdk.exceptions import AirflowSkipException
 
+        from airflow_mlops.core.coercion import numeric_columns
         from airflow_mlops.core.drift import DriftInputError, DriftSettings, detect_drift
+        from airflow_mlops.core.errors import ModelIntegrityError
         from airflow_mlops.core.fingerprint import dataframe_fingerprint
         from airflow_mlops.core.reports import drift_report_html
         from airflow_mlops.hooks.data import SqlDataHook
-        from airflow_mlops.hooks.mlflow import alias_version
+        from airflow_mlops.task_context import actor
 
         config = self.model_config
         data = config.data
+        hook = self.mlflow_hook
         end = resolve_window_end(self.window_end, context, config.model)
         start = end - config.drift.window
         data_hook = SqlDataHook(data_conn_id=self.data_conn_id or data.conn_id)
         columns = list(dict.fromkeys([data.timestamp_column, *data.features, data.target]))
         current = data_hook.read_window(columns=columns, timestamp_column=data.timestamp_column, start=start,
-                                        end=end, table=data.table, query=data.query, order_by=[data.entity_id])
-        with self.mlflow_hook.session() as client:
-            champion_version = alias_version(client, config.registered_model_name, "champion")
-            try:
-                reference, reference_source, champion_run = self._reference(client, data_hook, champion_version)
-            except NoReferenceError as error:
-                raise AirflowSkipException(str(error)) from None
-            settings = DriftSettings.from_config(config.drift)
-            try:
-                report = detect_drift(reference, current, features=data.features, categorical=data.categorical,
-                                      settings=settings)
-            except DriftInputError as error:
-                # The same data gives the same mismatch: fail now instead of retrying.
-                raise AirflowFailException(f"cannot compare {reference_source} with the window: {error}") from None
-            if champion_run is not None and report.n_current:
-                self._model_signals(report, settings, champion_version, champion_run, reference, current)
-            context_info = {"window": f"[{start.isoformat()}, {end.isoformat()})", "reference": reference_source,
-                            "champion version": champion_version or "none",
-                            "current fingerprint": dataframe_fingerprint(current)[:16]}
-            payload = dict(report.to_dict(), context=context_info)
-            with self.tracked_run(client, context, run_name=f"drift {config.model}") as (run, _):
-                run_id = run.info.run_id
-                self.persist_links(context, run=run_url(self.ui_url, run.info.experiment_id, run_id),
-                                   report=artifact_url(self.ui_url, run_id, DRIFT_HTML))
-                client.log_dict(run_id, payload, DRIFT_JSON)
-                client.log_text(run_id, drift_report_html(payload, config.model), DRIFT_HTML)
+                                        end=end, table=data.table, query=data.query, order_by=[data.entity_id],
+                                        timestamp_format=data.timestamp_format)
+        champion_version = self.deployments(self.state_conn_id).current(actor=actor(context)).champion
+        try:
+            reference, reference_source, champion_run = self._reference(data_hook, champion_version)
+        except NoReferenceError as error:
+            raise AirflowSkipException(str(error)) from None
+        settings = DriftSettings.from_config(config.drift)
+        # Text where a number belongs ('n/a') is read as missing and reported; infinities stay (a signal).
+        current, unreadable = numeric_columns(current, data.numeric)
+        reference, unreadable_reference = numeric_columns(reference, data.numeric)
+        try:
+            report = detect_drift(reference, current, features=data.features, categorical=data.categorical,
+                                  settings=settings)
+        except DriftInputError as error:
+            # The same data gives the same mismatch: fail now (not retryable) instead of retrying.
+            raise DriftInputError(f"cannot compare {reference_source} with the window: {error}") from error
+        for side, counts in (("window", unreadable), ("reference", unreadable_reference)):
+            if counts:
+                report.reasons.append(f"{side}: values that are not numbers were read as missing: " + ", ".join(
+                    f"{column} {count}" for column, count in counts.items()))
+        integrity_error = None
+        if champion_run is not None and report.n_current:
+            integrity_error = self._model_signals(report, settings, champion_version, champion_run, reference,
+                                                  current)
+        context_info = {"window": f"[{start.isoformat()}, {end.isoformat()})", "reference": reference_source,
+                        "champion version": champion_version or "none",
+                        "current fingerprint": dataframe_fingerprint(current)[:16]}
+        payload = dict(report.to_dict(), context=context_info)
+        with self.tracked_run(context, run_name=f"drift {config.model}") as (run, _):
+            run_id = run.info.run_id
+            self.persist_links(context, run=run_url(self.ui_url, run.info.experiment_id, run_id),
+                               report=artifact_url(self.ui_url, run_id, DRIFT_HTML))
+            hook.log_json(run_id, payload, DRIFT_JSON)
+            hook.log_text(run_id, drift_report_html(payload, config.model), DRIFT_HTML)
+            with hook.session() as client:
                 self._log_metrics(client, run_id, report)
                 client.log_param(run_id, "window.start", start.isoformat())
                 client.log_param(run_id, "window.end", end.isoformat())
                 client.log_param(run_id, "reference", reference_source)
-                client.set_tag(run_id, "mlops.drift.status", report.status)
-                client.set_tag(run_id, "mlops.champion_version", champion_version or "")
-                summary = dict(report.summary(), window_start=start.isoformat(), window_end=end.isoformat(),
-                               run_id=run_id, report=DRIFT_JSON, champion_version=champion_version,
-                               reference=reference_source, model=config.model)
-                self._store_history(context, summary)
-                self.finish_run(client, run_id, summary)
+                client.set_tag(run_id, names.DRIFT_STATUS, report.status)
+                client.set_tag(run_id, names.CHAMPION_VERSION, champion_version or "")
+            summary = dict(report.summary(), window_start=start.isoformat(), window_end=end.isoformat(),
+                           run_id=run_id, report=DRIFT_JSON, champion_version=champion_version,
+                           reference=reference_source, model=config.model)
+            self._store_history(context, summary)
+            self.finish_run(run_id, summary)
         self.log.info("Drift check %s: %s", report.status, "; ".join(report.reasons))
+        if integrity_error is not None:
+            # The report is stored; a champion whose artifact fails its check must not go unnoticed.
+            raise ModelIntegrityError(f"drift report stored, but {integrity_error}") from None
         return summary
 
     # --- pieces ---------------------------------------------------------------------------------------------
 
-    def _reference(self, client, data_hook, champion_version: str | None):
+    def _reference(self, data_hook, champion_version: str | None):
         """(reference frame, where it came from, the champion's training run or None)."""
-        from airflow_mlops.hooks.mlflow import load_frame
-        from airflow_mlops.operators.training import REFERENCE_ARTIFACT
-
         config = self.model_config
+        hook = self.mlflow_hook
         champion_run = None
         if champion_version is not None:
-            version = client.get_model_version(config.registered_model_name, champion_version)
-            champion_run = client.get_run(version.run_id)
+            version = hook.model_version(config.registered_model_name, champion_version)
+            with hook.session() as client:
+                champion_run = client.get_run(version.run_id)
         query = self.reference_query or config.drift.reference_query
         if query:
             return data_hook.read_sql(query), "reference_query", champion_run
         if champion_run is None:
             raise NoReferenceError(f"no champion of {config.registered_model_name!r} yet and no "
                                    "drift.reference_query: nothing to compare the window with")
-        frame = load_frame(client, champion_run.info.run_id, REFERENCE_ARTIFACT)
+        frame = hook.load_frame(champion_run.info.run_id, names.REFERENCE_ARTIFACT)
         return frame, f"champion v{champion_version} training sample ({len(frame)} rows)", champion_run
 
-    def _model_signals(self, report, settings, champion_version: str, champion_run, reference, current) -> None:
-        """Prediction drift and, on labelled rows, performance drift of the champion (best effort)."""
+    def _model_signals(self, report, settings, champion_version: str, champion_run, reference,
+                       current) -> str | None:
+        """Prediction drift and, on labelled rows, performance drift of the champion (best effort). Returns the
+        message of an integrity failure of the champion's artifact (the caller fails the task), else None."""
         from airflow_mlops.core.drift import performance_drift, score_drift
+        from airflow_mlops.core.errors import ModelIntegrityError, is_transient
         from airflow_mlops.core.training import score
-        from airflow_mlops.hooks.mlflow import load_sklearn_model
 
         config = self.model_config
         try:
-            model = load_sklearn_model(f"models:/{config.registered_model_name}/{champion_version}")
+            model = self.mlflow_hook.load_version_model(config.registered_model_name, champion_version,
+                                                        allow_pickle=config.training.allow_pickle)
             current_scores = score(model, current, config)
             reference_scores = score(model, reference, config)
+        except ModelIntegrityError as error:
+            report.reasons.append(f"champion v{champion_version} was NOT loaded: {error}")
+            return str(error)
         except Exception as error:  # e.g. the feature set changed since the champion was trained
+            if is_transient(error):
+                raise
             report.reasons.append(f"champion v{champion_version} cannot score the data ({error}); "
                                   "no prediction or performance drift")
-            return
+            return None
         report.prediction = score_drift(reference_scores, current_scores, settings)
         metric = config.gate.metric
         holdout_value = champion_run.data.metrics.get(f"holdout_{metric}")
@@ -163,9 +188,11 @@ class DriftCheckOperator(MLOpsBaseOperator):
                 seed=config.training.seed)
             if report.performance_drift:
                 report.reasons.append(f"performance drift: {report.performance['reason']}")
+        return None
 
     @staticmethod
     def _log_metrics(client, run_id: str, report) -> None:
+        import math
         import time
 
         from mlflow.entities import Metric
@@ -179,7 +206,8 @@ class DriftCheckOperator(MLOpsBaseOperator):
                 values[f"effect.{item.feature}"] = item.effect_size
         if report.performance and "value" in report.performance:
             values[f"window_{report.performance['metric']}"] = report.performance["value"]
-        client.log_batch(run_id, metrics=[Metric(k, float(v), stamp, 0) for k, v in values.items()])
+        finite = {k: float(v) for k, v in values.items() if v is not None and math.isfinite(float(v))}
+        client.log_batch(run_id, metrics=[Metric(k, v, stamp, 0) for k, v in finite.items()])
 
     def _store_history(self, context, summary: dict[str, Any]) -> None:
         """One row per check in ``drift.reports_table`` (replaced on retry, so history has no duplicates)."""
@@ -222,6 +250,10 @@ class EmitDriftEventOperator(MLOpsBaseOperator):
         super().__init__(**kwargs)
         self.check = check
 
+    def preflight(self) -> None:  # reads only the asset events of this Airflow
+        return None
+
+    @task_boundary
     def execute(self, context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException
 

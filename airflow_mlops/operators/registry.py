@@ -1,47 +1,51 @@
-"""Registration and promotion with MLflow aliases (``challenger``, ``champion``, ``previous_champion``).
+"""Registration and promotion: the deployment state decides, the MLflow aliases follow.
 
-Registration finds the version of this training run before creating one, so a retry never makes a second
-version. Promotion is compare-and-set: the champion alias moves only if it still points at the version the
-gate compared against; otherwise another promotion happened in between and we refuse.
+* Registration finds the version of the model's run before creating one and deletes duplicates a lost HTTP
+  response may have created, verifies the artifact (sha256, flavour, format), loads and scores it in a clean
+  process that holds no credentials, and records the version as the ``challenger``.
+* Promotion happens only when the gate decided ``promote`` or a human answered Approve, and it is one
+  compare-and-set in the state table: the champion changes only if it is still the version the gate compared
+  against. The ``champion`` / ``previous_champion`` aliases are then reconciled from the table.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from airflow_mlops.core import names
+from airflow_mlops.core.errors import PromotionConflict
 from airflow_mlops.links.mlflow import MLflowModelVersionLink, model_version_url
-from airflow_mlops.operators.base import MLOpsBaseOperator
+from airflow_mlops.operators.base import MLOpsBaseOperator, task_boundary
 
-CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous_champion"
+CHAMPION, CHALLENGER, PREVIOUS = names.CHAMPION, names.CHALLENGER, names.PREVIOUS_CHAMPION
+AliasConflictError = PromotionConflict  # the name earlier releases raised
 
-# Run in a fresh interpreter: proves the registered model loads from the registry alone and scores rows.
+# Run in a fresh interpreter with no credentials in its environment: the verified model directory loads with
+# MLflow alone and its pyfunc returns one probability per row.
 _SMOKE_SCRIPT = """
 import sys, numpy as np, pandas as pd, mlflow.pyfunc
 model = mlflow.pyfunc.load_model(sys.argv[1])
 sample = pd.read_parquet(sys.argv[2])
-raw = model.get_raw_model() if hasattr(model, "get_raw_model") else model.unwrap_python_model()
-scores = np.asarray(raw.predict_proba(sample))[:, 1]
-assert len(scores) == len(sample) and np.all(np.isfinite(scores)) and np.all((scores >= 0) & (scores <= 1))
-print(f"SMOKE_OK {len(scores)}")
+scores = np.asarray(model.predict(sample), dtype=float)
+assert scores.shape == (len(sample),), f"predict returned shape {scores.shape} for {len(sample)} rows"
+assert np.all(np.isfinite(scores)) and np.all((scores >= 0) & (scores <= 1)), "scores outside [0, 1]"
+print(f"SMOKE_OK {len(scores)} mean={scores.mean():.4f}")
 """
 
 
-class AliasConflictError(RuntimeError):
-    """The champion alias moved since the gate ran; promoting now would overwrite someone else's decision."""
-
-
 class ModelNotApproved(RuntimeError):
-    """The gate rejected the challenger."""
+    """Kept for code written against earlier releases; promotion now skips what was not approved."""
 
 
 class RegisterModelOperator(MLOpsBaseOperator):
-    """Register the gated challenger as a model version and point the ``challenger`` alias at it.
+    """Register the gated model as a version and record it as the ``challenger`` (state table, then alias).
 
-    Skips (with the gate's reasons in the log) when the gate's decision is ``reject``. Before the alias is
-    set, the version is loaded in a clean Python process and scores a sample of the training data.
+    Skips (with the gate's reasons in the log) when the gate's decision is ``reject``. Registers the refit model
+    when the refit step made one, else the evaluated one. Before the version is recorded, its files are verified
+    and it is loaded and scored in a clean Python process.
 
-    :param gate: the result of the evaluation gate task (usually ``evaluate_gate.output``).
-    :param smoke_test: load and score the version in a clean process before setting the alias.
+    :param gate: the result of the evaluation gate (or refit) task.
+    :param smoke_test: load and score the version in a clean process before recording it.
     """
 
     template_fields = (*MLOpsBaseOperator.template_fields, "gate")
@@ -53,120 +57,128 @@ class RegisterModelOperator(MLOpsBaseOperator):
         self.gate = gate
         self.smoke_test = smoke_test
 
+    @task_boundary
     def execute(self, context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from airflow_mlops.hooks.mlflow import alias_version
+        from airflow_mlops.task_context import actor
 
         if self.gate["decision"] == "reject":
             raise AirflowSkipException(f"gate verdict {self.gate['verdict']}: challenger not registered")
         config = self.model_config
+        hook = self.mlflow_hook
         name = config.registered_model_name
-        run_id = self.gate["challenger_run_id"]
-        with self.mlflow_hook.session() as client:
-            version = self._find_or_register(client, name, run_id, context)
-            self.persist_links(context, model_version=model_version_url(self.ui_url, name, version))
-            if alias_version(client, name, CHALLENGER) != version:
-                if self.smoke_test:
-                    self._smoke_test(client, name, version, run_id)
-                client.set_registered_model_alias(name, CHALLENGER, version)
-        self.log.info("Registered %s version %s (alias %s)", name, version, CHALLENGER)
+        run_id = self.gate.get("model_run_id") or self.gate["challenger_run_id"]
+        with hook.session() as client:
+            run = client.get_run(run_id)
+        tags = run.data.tags
+        integrity = {key: tags[key] for key in (names.MODEL_ARTIFACT_PATH, names.MODEL_SHA256, names.MODEL_FLAVOR,
+                                                names.MODEL_FORMAT) if key in tags}
+        version_tags = {**self.lineage_tags(context), **integrity, names.GATE_VERDICT: self.gate["verdict"],
+                        names.DATA_FINGERPRINT: self.gate.get("data_fingerprint", ""),
+                        names.GATE_CHAMPION_VERSION: self.gate.get("champion_version") or "",
+                        names.REFIT: str(bool(self.gate.get("refit"))).lower()}
+        source = f"{run.info.artifact_uri.rstrip('/')}/{integrity.get(names.MODEL_ARTIFACT_PATH, 'model')}"
+        version = hook.find_or_create_version(name, run_id=run_id, source=source, tags=version_tags)
+        hook.set_version_tags(name, version, integrity)  # a version created by an earlier try keeps its tags
+        self.persist_links(context, model_version=model_version_url(self.ui_url, name, version))
+        deployments = self.deployments()
+        if deployments.current(actor=actor(context)).challenger != version:
+            self._verify_and_smoke_test(name, version, run_id)
+        deployments.register_challenger(version, actor=actor(context))
+        self.log.info("Registered %s version %s (challenger)", name, version)
         return {"name": name, "version": version, "run_id": run_id, "verdict": self.gate["verdict"]}
 
-    def _find_or_register(self, client, name: str, run_id: str, context) -> str:
-        import time
-
-        import mlflow
-        from mlflow.exceptions import MlflowException
-
-        existing = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
-        if existing:
-            version = str(existing[0].version)
-            self.log.info("Version %s of %s already registered for run %s (earlier try)", version, name, run_id)
-        else:
-            tags = {**self.lineage_tags(context), "mlops.gate.verdict": self.gate["verdict"],
-                    "mlops.data_fingerprint": self.gate.get("data_fingerprint", "")}
-            version = str(mlflow.register_model(self.gate["model_uri"], name, tags=tags).version)
-        deadline = time.monotonic() + 300
-        while (status := client.get_model_version(name, version).status) != "READY":
-            if status == "FAILED_REGISTRATION" or time.monotonic() > deadline:
-                raise MlflowException(f"model version {name}/{version} is {status}, not READY")
-            time.sleep(1)
-        return version
-
-    def _smoke_test(self, client, name: str, version: str, run_id: str) -> None:
+    def _verify_and_smoke_test(self, name: str, version: str, run_id: str) -> None:
         import os
         import subprocess
         import sys
         import tempfile
 
+        from airflow_mlops.core.model_package import minimal_subprocess_env
         from airflow_mlops.core.training import prepare_features
-        from airflow_mlops.hooks.mlflow import load_frame
-        from airflow_mlops.operators.training import REFERENCE_ARTIFACT
 
-        settings = self.mlflow_hook.settings
-        sample = prepare_features(load_frame(client, run_id, REFERENCE_ARTIFACT).head(200), self.model_config)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING_")}
-        env["MLFLOW_TRACKING_URI"] = settings.tracking_uri
-        env["MLFLOW_REGISTRY_URI"] = settings.registry_uri or settings.tracking_uri
-        if settings.authorization and settings.authorization.startswith("Bearer "):
-            # Only this child process sees the token (MLflow reads it from the environment).
-            env["MLFLOW_TRACKING_TOKEN"] = settings.authorization.removeprefix("Bearer ")
-        with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, "sample.parquet")
-            sample.to_parquet(path, index=False)
-            completed = subprocess.run([sys.executable, "-c", _SMOKE_SCRIPT, f"models:/{name}/{version}", path],
-                                       env=env, capture_output=True, text=True, timeout=600)
+        config = self.model_config
+        hook = self.mlflow_hook
+        # The registered version's own files, verified against what training recorded: loading runs code.
+        uri, expected = hook.version_model(name, version)
+        with hook.verified_model_dir(uri, expected=expected, allow_pickle=config.training.allow_pickle,
+                                     what=f"{name} version {version}") as local:
+            if not self.smoke_test:
+                return
+            sample = prepare_features(hook.load_frame(run_id, names.REFERENCE_ARTIFACT).head(200), config)
+            with tempfile.TemporaryDirectory(prefix="mlops-smoke-") as scratch:
+                sample_path = os.path.join(scratch, "sample.parquet")
+                sample.to_parquet(sample_path, index=False)
+                env = minimal_subprocess_env(scratch, allow_pickle=config.training.allow_pickle)
+                completed = subprocess.run([sys.executable, "-c", _SMOKE_SCRIPT, local, sample_path],
+                                           capture_output=True, text=True, timeout=600, cwd=scratch, env=env)
         if completed.returncode != 0 or "SMOKE_OK" not in completed.stdout:
+            from airflow_mlops.core.errors import ModelIntegrityError
+
             tail = (completed.stderr or completed.stdout).strip().splitlines()[-5:]
-            raise RuntimeError(f"smoke test of {name}/{version} failed in a clean process: " + " | ".join(tail))
+            raise ModelIntegrityError(f"smoke test of {name}/{version} failed in a clean process: " + " | ".join(tail))
         self.log.info("Smoke test passed: %s", completed.stdout.strip())
 
 
-class PromoteModelOperator(MLOpsBaseOperator):
-    """Make the registered challenger the champion (compare-and-set on the ``champion`` alias).
+def approved(gate: dict, approval: Any) -> tuple[bool, str]:
+    """Whether promotion may proceed: the gate decided ``promote``, or a human answered Approve."""
+    decision = gate.get("decision")
+    if decision == "promote":
+        return True, f"gate verdict {gate.get('verdict')}: promote"
+    if decision == "approve":
+        chosen = (approval or {}).get("chosen_options") if isinstance(approval, dict) else None
+        if chosen == ["Approve"]:
+            return True, "approved by a human after an inconclusive gate"
+        return False, ("the gate was inconclusive and nobody approved the challenger "
+                       f"(approval answer: {chosen or 'none'})")
+    return False, f"gate decision {decision!r}: nothing to promote"
 
-    The old champion keeps the ``previous_champion`` alias (for rollback). Running it again after success is
-    a no-op; if the champion moved since the gate ran, it raises :class:`AliasConflictError`.
+
+class PromoteModelOperator(MLOpsBaseOperator):
+    """Make the registered challenger the champion: one compare-and-set in the deployment state, then the MLflow
+    aliases follow (the old champion becomes ``previous_champion``, for rollback).
+
+    Promotes only what was approved: the gate's decision ``promote``, or ``approve`` with an Approve answer from
+    the approval task (``approval``). Anything else skips. Running it again after success is a no-op; if the
+    champion changed since the gate ran, it fails (without retrying) with :class:`PromotionConflict`.
 
     :param gate: result of the evaluation gate (gives the champion version the challenger was compared to).
     :param registration: result of the register task.
+    :param approval: result of the approval task, when the DAG has one.
     """
 
-    template_fields = (*MLOpsBaseOperator.template_fields, "gate", "registration")
+    template_fields = (*MLOpsBaseOperator.template_fields, "gate", "registration", "approval")
     operator_extra_links = (MLflowModelVersionLink(),)
     ui_color = "#d8f0e0"
 
-    def __init__(self, *, gate: Any, registration: Any, **kwargs: Any) -> None:
+    def __init__(self, *, gate: Any, registration: Any, approval: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.gate = gate
         self.registration = registration
+        self.approval = approval
 
+    @task_boundary
     def execute(self, context) -> dict[str, Any]:
-        from airflow_mlops.hooks.mlflow import alias_version
+        from airflow.sdk.exceptions import AirflowSkipException
 
-        if self.gate["decision"] == "reject":
-            raise ModelNotApproved(f"gate verdict {self.gate['verdict']}: refusing to promote")
+        from airflow_mlops.task_context import actor
+
+        ok, why = approved(self.gate, self.approval)
+        if not ok:
+            raise AirflowSkipException(f"not promoting: {why}")
         name, new = self.registration["name"], str(self.registration["version"])
         expected = self.gate.get("champion_version")
-        with self.mlflow_hook.session() as client:
-            self.persist_links(context, model_version=model_version_url(self.ui_url, name, new))
-            current = alias_version(client, name, CHAMPION)
-            if current == new:
-                self.log.info("Version %s is already the champion of %s (earlier try)", new, name)
-            elif current != expected:
-                raise AliasConflictError(
-                    f"the champion of {name} is version {current}, but the gate compared against "
-                    f"{expected or 'no champion'}: another promotion happened meanwhile; not overwriting it")
-            else:
-                if expected is not None:
-                    client.set_registered_model_alias(name, PREVIOUS, expected)
-                client.set_registered_model_alias(name, CHAMPION, new)
-                if alias_version(client, name, CHAMPION) != new:
-                    raise AliasConflictError(f"the champion alias of {name} changed while promoting version {new}")
-                dag_id, run_id = self.run_identity(context)
-                client.set_model_version_tag(name, new, "mlops.promoted_by", f"{dag_id}/{run_id}")
-            if alias_version(client, name, CHALLENGER) == new:
-                client.delete_registered_model_alias(name, CHALLENGER)
-        self.log.info("Champion of %s: version %s (previous: %s)", name, new, expected)
-        return {"name": name, "champion": new, "previous_champion": expected}
+        self.persist_links(context, model_version=model_version_url(self.ui_url, name, new))
+        # Registration and promotion may be days apart (an approval): the files must still be the ones verified.
+        self.mlflow_hook.verify_version(name, new, allow_pickle=self.model_config.training.allow_pickle)
+        transition = self.deployments().promote(expected=expected, new=new, actor=actor(context),
+                                                reason=f"{why}; " + "; ".join(self.gate.get("reasons") or []))
+        if transition.applied:
+            self.mlflow_hook.set_version_tags(name, new, {names.PROMOTED_BY: actor(context)})
+        else:
+            self.log.info("Version %s is already the champion of %s (earlier try)", new, name)
+        row = transition.deployment
+        self.log.info("Champion of %s: version %s (previous: %s)", name, row.champion, row.previous_champion)
+        return {"name": name, "champion": row.champion, "previous_champion": row.previous_champion,
+                "row_version": row.row_version}

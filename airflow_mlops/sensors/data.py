@@ -8,8 +8,8 @@ from typing import Any
 from airflow.configuration import conf
 from airflow.sdk import BaseSensorOperator
 
-from airflow_mlops.operators.base import ModelConfigMixin
-from airflow_mlops.operators.extract import resolve_window_end
+from airflow_mlops.task_boundary import task_boundary
+from airflow_mlops.task_context import ModelConfigMixin, resolve_window_end
 
 
 class DataWindowSensor(ModelConfigMixin, BaseSensorOperator):
@@ -46,20 +46,23 @@ class DataWindowSensor(ModelConfigMixin, BaseSensorOperator):
 
     def complete_at(self, context) -> datetime:
         """The time the newest row must reach, as naive UTC (how the data hook returns timestamps)."""
-        from airflow_mlops.hooks.data import naive_utc
+        from airflow_mlops.hooks.dialects import naive_utc
 
         return naive_utc(resolve_window_end(self.window_end, context, self.model_config.model) - self.lag)
 
+    @task_boundary
     def poke(self, context) -> bool:
         from airflow_mlops.hooks.data import SqlDataHook
 
         data = self.model_config.data
         latest = SqlDataHook(data_conn_id=self.conn_id).latest_timestamp(
-            timestamp_column=data.timestamp_column, table=data.table, query=data.query)
+            timestamp_column=data.timestamp_column, table=data.table, query=data.query,
+            timestamp_format=data.timestamp_format)
         target = self.complete_at(context)
         self.log.info("Newest row %s; the window is complete at %s", latest, target)
         return latest is not None and latest >= target
 
+    @task_boundary
     def execute(self, context) -> None:
         if not self.deferrable:
             return super().execute(context)
@@ -75,8 +78,10 @@ class DataWindowSensor(ModelConfigMixin, BaseSensorOperator):
         data = self.model_config.data
         return DataWindowTrigger(data_conn_id=self.conn_id, timestamp_column=data.timestamp_column,
                                  complete_at=self.complete_at(context).isoformat(), table=data.table,
-                                 query=data.query, poll_interval=self.poke_interval)
+                                 query=data.query, poll_interval=self.poke_interval,
+                                 timestamp_format=data.timestamp_format)
 
+    @task_boundary
     def execute_complete(self, context, event: dict[str, Any] | None = None) -> None:
         from airflow.sdk.exceptions import AirflowException
 

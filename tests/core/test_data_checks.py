@@ -4,7 +4,7 @@ import pytest
 
 from airflow_mlops.core.config import parse_config
 from airflow_mlops.core.data_checks import DataProblem, check_training_frame
-from airflow_mlops.core.synthetic import generate
+from airflow_mlops.demo.synthetic import generate
 from tests.helpers import DATA_START, bundled_config
 
 CONFIG = parse_config(bundled_config())

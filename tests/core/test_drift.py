@@ -175,6 +175,29 @@ def test_detects_known_changes(change, feature, signal):
         assert "violet" in drifted[feature].chart["categories"]
 
 
+def test_infinities_are_their_own_signal_and_never_mask_drift():
+    """inf made the Wasserstein effect size NaN, which read as "below min_effect_size": a shifted feature with a
+    few infinities reported no drift, and the JSON report held NaN (not JSON)."""
+    import json
+
+    rng = np.random.default_rng(6)
+    ref, cur = _mixed(rng, 3000), _mixed(rng, 2000, shift=0.8)
+    cur.loc[cur.sample(20, random_state=1).index, "x"] = np.inf
+    report = _run(ref, cur, drift_share=0.2)
+    (x,) = [item for item in report.features if item.feature == "x"]
+    assert x.status == DRIFT and "distribution" in x.signals and np.isfinite(x.effect_size)
+    assert x.n_current == 1980 and x.nonfinite_rate_current == pytest.approx(0.01)
+    # Infinities alone (the rest unchanged) are a drift of their own, like a change in missing values.
+    same = _mixed(np.random.default_rng(7), 2000)
+    same.loc[same.sample(200, random_state=2).index, "y"] = -np.inf
+    (y,) = [item for item in _run(ref, same, drift_share=0.2).features if item.feature == "y"]
+    assert y.signals == ["non_finite"] and "non-finite (inf) rate 0.0% -> 10.0%" in y.reason
+    p_value = stats.chi2_contingency([[0, 3000], [200, 1800]]).pvalue
+    assert y.nonfinite_p_value == pytest.approx(p_value)
+    text = json.dumps(report.to_dict(), allow_nan=False)  # strict JSON
+    assert "NaN" not in text and "Infinity" not in text
+
+
 def test_trivial_shift_on_large_samples_is_significant_but_not_drift():
     rng = np.random.default_rng(8)
     ref = pd.DataFrame({"x": rng.normal(0, 1, 200_000)})
@@ -279,3 +302,13 @@ def test_builtin_p_values_equal_alibi_detect():
             assert theirs.statistic == pytest.approx(ours.statistic, rel=1e-5)
             assert (ours.status, ours.effect_size) == (theirs.status, theirs.effect_size)
         assert alibi.summary() | {"backend": "builtin"} == builtin.summary()
+
+
+def test_integer_categories_with_a_missing_value_are_one_category():
+    """A float64 column (one NULL) and an int column with the same values drifted with JS distance 1.0."""
+    rng = np.random.default_rng(3)
+    ref = pd.DataFrame({"term": rng.choice([36, 60], 2000).astype("float64")})
+    ref.loc[0, "term"] = np.nan
+    cur = pd.DataFrame({"term": rng.choice([36, 60], 2000)})
+    (item,) = detect_drift(ref, cur, categorical=["term"]).features
+    assert item.status == NO_DRIFT and item.chart["categories"] == ["36", "60"]

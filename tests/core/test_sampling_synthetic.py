@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from airflow_mlops.core.sampling import ReservoirSampler, reservoir_sample
-from airflow_mlops.core.synthetic import DRIFT_REGION, generate, generate_day
+from airflow_mlops.demo.synthetic import DRIFT_REGION, generate, generate_day
 from tests.helpers import DATA_START
 
 

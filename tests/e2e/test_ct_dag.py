@@ -8,7 +8,6 @@ from datetime import timedelta
 
 import pytest
 
-from airflow_mlops.hooks.mlflow import alias_version, load_json
 from tests.helpers import FIRST
 
 pytestmark = pytest.mark.slow
@@ -24,16 +23,16 @@ def test_first_model_becomes_champion_then_challenger_is_judged(project):
     assert first["results"]["promote"]["champion"] == "1"
 
     client = project.client
-    assert alias_version(client, "e2e_ct", "champion") == "1"
+    assert project.mlflow.alias_version("e2e_ct", "champion") == "1"
     train_run = client.get_run(gate["challenger_run_id"])
     tags, params = train_run.data.tags, train_run.data.params
     for tag in ("mlops.data_fingerprint", "mlops.config_hash", "mlops.code_version", "mlops.package_versions",
                 "mlops.bundle_version",
-                "mlops.model_uri"):
+                "mlops.model_sha256", "mlops.model_format"):
         assert tags[tag]
     assert params["seed"] == "42" and int(params["train_rows"]) > 1000
     assert train_run.data.metrics["holdout_roc_auc"] > 0.65
-    report = load_json(client, train_run.info.run_id, "gate/report.json")
+    report = project.mlflow.load_json(train_run.info.run_id, "gate/report.json")
     assert report["verdict"] == "PASS" and report["reasons"] == ["first model: judged on the minimums only"]
     artifacts = {a.path for a in client.list_artifacts(train_run.info.run_id, "gate")}
     assert artifacts == {"gate/report.json", "gate/report.html"}
@@ -46,14 +45,14 @@ def test_first_model_becomes_champion_then_challenger_is_judged(project):
     assert second["state"] == "success", second["tasks"]
     gate = second["results"]["evaluate_gate"]
     assert gate["champion_version"] == "1" and gate["verdict"] in ("PASS", "FAIL", "INCONCLUSIVE")
-    report = load_json(client, gate["challenger_run_id"], "gate/report.json")
+    report = project.mlflow.load_json(gate["challenger_run_id"], "gate/report.json")
     assert report["comparison"]["method"] == "delong" and report["slices"]
     if gate["decision"] == "promote":
-        assert alias_version(client, "e2e_ct", "champion") == "2"
-        assert alias_version(client, "e2e_ct", "previous_champion") == "1"
+        assert project.mlflow.alias_version("e2e_ct", "champion") == "2"
+        assert project.mlflow.alias_version("e2e_ct", "previous_champion") == "1"
     else:
         assert second["tasks"]["register"] == "skipped"
-        assert alias_version(client, "e2e_ct", "champion") == "1"
+        assert project.mlflow.alias_version("e2e_ct", "champion") == "1"
 
 
 def test_bad_data_fails_validation_with_a_report(project):
@@ -64,7 +63,7 @@ def test_bad_data_fails_validation_with_a_report(project):
     assert run["tasks"]["validate"] == "failed" and run["tasks"].get("train") != "success"
     assert project.task_runs("e2e_bad", "train") == []
     (validation,) = project.task_runs("e2e_bad", "validate")
-    report = load_json(project.client, validation.info.run_id, "validation/report.json")
+    report = project.mlflow.load_json(validation.info.run_id, "validation/report.json")
     failed = {r["expectation"] for r in report["results"] if not r["success"]}
     # One bad day of 74 holds ~60 null incomes: under the 1% the "mostly" allows; negative amounts are not.
     assert failed == {"expect_column_values_to_be_between"}
@@ -104,7 +103,7 @@ def test_empty_window_and_missing_table_fail_clearly(project):
 def test_postgres_as_the_data_source(project, postgres_schema, monkeypatch):
     import psycopg
 
-    from airflow_mlops.core.synthetic import generate
+    from airflow_mlops.demo.synthetic import generate
     from tests.conftest import POSTGRES_URL
     from tests.helpers import DATA_START
 
@@ -118,7 +117,8 @@ def test_postgres_as_the_data_source(project, postgres_schema, monkeypatch):
             for row in frame.itertuples(index=False):
                 copy.write_row(list(row))
     monkeypatch.setenv("AIRFLOW_CONN_PG_DATA", POSTGRES_URL)
-    project.write_model("e2e_pg", **{"data.conn_id": "pg_data", "data.table": f"{postgres_schema}.loans"})
+    project.write_model("e2e_pg", state_schema=postgres_schema,
+                        **{"data.conn_id": "pg_data", "data.table": f"{postgres_schema}.loans"})
     run = project.run("e2e_pg", FIRST)
     assert run["state"] == "success", run["tasks"]
     extract = run["results"]["extract"]
@@ -131,7 +131,7 @@ def test_postgres_as_the_data_source(project, postgres_schema, monkeypatch):
 
 
 def test_documented_example_dag_runs(project):
-    from airflow_mlops.demo import run_dag
+    from airflow_mlops.demo.harness import run_dag
 
     project.install_example("example_own_dag.py")
     project.grow(FIRST)

@@ -10,7 +10,6 @@ from datetime import timedelta
 
 import pytest
 
-from airflow_mlops.hooks.mlflow import load_json
 from tests.helpers import FIRST
 
 pytestmark = pytest.mark.slow
@@ -39,7 +38,7 @@ def test_no_champion_means_nothing_to_compare(project):
     project.grow(FIRST)
     run = project.check_drift("drift_none", FIRST)
     assert run["state"] == "success"
-    assert run["tasks"] == {"check_drift": "skipped", "emit_drift_event": "skipped"}
+    assert run["tasks"] == {"check_drift": "skipped", "emit_drift_event": "skipped", "finish_pipeline_run": "success"}
     assert asset_events("drift_none") == []
 
 
@@ -54,7 +53,8 @@ def test_no_drift_no_event_then_drift_triggers_retraining_once_per_cooldown(proj
     stable_day = FIRST + timedelta(days=5)
     project.grow(stable_day)
     stable = project.check_drift(model, stable_day)
-    assert stable["tasks"] == {"check_drift": "success", "emit_drift_event": "skipped"}, stable["tasks"]
+    assert stable["tasks"] == {"check_drift": "success", "emit_drift_event": "skipped",
+                               "finish_pipeline_run": "success"}, stable["tasks"]
     check = stable["results"]["check_drift"]
     assert check["status"] == "no_drift" and check["dataset_drift"] is False and check["champion_version"] == "1"
     assert asset_events(model) == []
@@ -64,7 +64,8 @@ def test_no_drift_no_event_then_drift_triggers_retraining_once_per_cooldown(proj
     drift_day = FIRST + timedelta(days=14)
     project.grow(drift_day, drift_from=DRIFT_FROM)
     drifted = project.check_drift(model, drift_day)
-    assert drifted["tasks"] == {"check_drift": "success", "emit_drift_event": "success"}, drifted["tasks"]
+    assert drifted["tasks"] == {"check_drift": "success", "emit_drift_event": "success",
+                                "finish_pipeline_run": "success"}, drifted["tasks"]
     check = drifted["results"]["check_drift"]
     assert check["dataset_drift"] is True and {"income", "region"} <= set(check["drifted_features"])
     (event,) = asset_events(model)
@@ -72,7 +73,7 @@ def test_no_drift_no_event_then_drift_triggers_retraining_once_per_cooldown(proj
     assert event["extra"]["window_end"] == check["window_end"] and event["source_run_id"] == drifted["run_id"]
 
     client = project.client
-    report = load_json(client, check["run_id"], "drift/report.json")
+    report = project.mlflow.load_json(check["run_id"], "drift/report.json")
     assert report["status"] == "drift" and report["prediction"]["status"] in ("drift", "no_drift")
     assert report["performance"]["n_labelled"] == check["n_current"]
     html = client.download_artifacts(check["run_id"], "drift/report.html", str(project.root))
@@ -95,6 +96,11 @@ def test_no_drift_no_event_then_drift_triggers_retraining_once_per_cooldown(proj
         assert recorded["extra"]["drift_run_id"] == check["run_id"]
         assert recorded["source_dag_id"] == f"mlops_drift__{model}"
     assert project.run_triggered(model) is None  # the event was consumed once
+    # Two weeks into the drift the seeded gate cannot tell yet: no refit (it follows a PASS only; the demo and
+    # tests/e2e/test_demo.py show the refit after a PASS).
+    refit = retrain["results"]["refit"]
+    assert retrain["results"]["evaluate_gate"]["verdict"] == "INCONCLUSIVE"
+    assert refit["refit"] is False and "a refit follows a PASS only" in refit["refit_reason"]
 
     # Drift persists the next day: the cooldown holds the event back; after it, one more event.
     next_day = drift_day + timedelta(days=1)
@@ -130,7 +136,7 @@ def test_drift_history_in_postgres_and_retry_writes_one_row(project, postgres_sc
 
     monkeypatch.setenv("AIRFLOW_CONN_MLOPS_STATE", POSTGRES_URL)
     model = "drift_pg"
-    project.write_model(model, retries=1, retry_delay="0s", state_conn_id="mlops_state",
+    project.write_model(model, retries=1, retry_delay="0s", state_conn_id="mlops_state", state_schema=postgres_schema,
                         **{"drift.reports_table": f"{postgres_schema}.drift_reports"})
     project.grow(FIRST)
     assert project.run(model, FIRST)["state"] == "success"
@@ -146,7 +152,7 @@ def test_drift_history_in_postgres_and_retry_writes_one_row(project, postgres_sc
 
 
 def test_documented_drift_example_runs(project):
-    from airflow_mlops.demo import run_dag
+    from airflow_mlops.demo.harness import run_dag
 
     project.install_example("example_drift_dag.py")
     project.grow(FIRST)

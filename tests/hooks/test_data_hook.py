@@ -8,8 +8,10 @@ from datetime import datetime
 import pandas as pd
 import pytest
 
-from airflow_mlops.core.synthetic import generate
+from airflow_mlops.demo.synthetic import generate
 from airflow_mlops.hooks.data import DataSourceError, SqlDataHook, quote_identifier
+from airflow_mlops.hooks.dialects import PARAM
+from airflow_mlops.quarantine import quarantine_rows
 from tests.conftest import POSTGRES_URL
 from tests.helpers import DATA_START
 
@@ -29,7 +31,7 @@ def test_quote_identifier():
 def test_sqlite_window_and_errors(tmp_path, monkeypatch):
     frame = generate(DATA_START, 5, rows_per_day=50)
     path = tmp_path / "data.db"
-    from airflow_mlops.core.synthetic import write_sqlite
+    from airflow_mlops.demo.synthetic import write_sqlite
 
     write_sqlite(str(path), frame)
     monkeypatch.setenv("AIRFLOW_CONN_LITE", json.dumps({"conn_type": "sqlite", "host": str(path)}))
@@ -59,7 +61,7 @@ def test_postgres_window_and_quarantine_writes(postgres_schema, monkeypatch):
                 copy.write_row(list(row))
     monkeypatch.setenv("AIRFLOW_CONN_PG_DATA", POSTGRES_URL)
     hook = SqlDataHook(data_conn_id="pg_data")
-    assert hook.dialect == "postgres"
+    assert hook.dialect.name == "postgres"
     table = f"{postgres_schema}.loans"
     got = hook.read_window(columns=COLUMNS, timestamp_column="applied_at", start=START, end=END, table=table,
                            order_by=["loan_id"])
@@ -69,19 +71,20 @@ def test_postgres_window_and_quarantine_writes(postgres_schema, monkeypatch):
                          table=f"{postgres_schema}.missing")
     quarantine = f"{postgres_schema}.loans_quarantine"
     bad = got.head(7)
-    assert hook.replace_rows(bad, quarantine, key_column="_key", key="run-1") == 7
-    assert hook.replace_rows(bad, quarantine, key_column="_key", key="run-1") == 7  # a retry replaces
-    hook.replace_rows(bad.head(2), quarantine, key_column="_key", key="run-2")
-    counts = hook.read_sql(f'SELECT "_key", count(*) AS n FROM {quote_identifier(quarantine)} GROUP BY 1 ORDER BY 1')
-    assert counts.to_dict("list") == {"_key": ["run-1", "run-2"], "n": [7, 2]}
+    assert quarantine_rows(hook.database, quarantine, bad, key="run-1", reason="x") == 7
+    assert quarantine_rows(hook.database, quarantine, bad, key="run-1", reason="x") == 7  # a retry replaces
+    quarantine_rows(hook.database, quarantine, bad.head(2), key="run-2", reason="y")
+    counts = hook.read_sql(f'SELECT "_mlops_run_key", count(*) AS n FROM {quote_identifier(quarantine)} '
+                           'GROUP BY 1 ORDER BY 1')
+    assert counts.to_dict("list") == {"_mlops_run_key": ["run-1", "run-2"], "n": [7, 2]}
 
 
 def _columns(hook, table):
-    if hook.dialect == "sqlite":
+    if hook.dialect.name == "sqlite":
         return hook.read_sql(f"PRAGMA table_info({quote_identifier(table)})")[["name", "type"]].values.tolist()
     schema, _, name = table.partition(".")
-    frame = hook.read_sql("SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = %s "
-                          "AND table_name = %s ORDER BY ordinal_position", [schema, name])
+    frame = hook.read_sql(f"SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = "
+                          f"{PARAM} AND table_name = {PARAM} ORDER BY ordinal_position", [schema, name])
     return frame.values.tolist()
 
 
@@ -95,12 +98,29 @@ def test_ensure_table_is_explicit_and_idempotent(dialect, tmp_path, monkeypatch,
         monkeypatch.setenv("AIRFLOW_CONN_STATE", POSTGRES_URL)
         table = f"{schema}.history"
     hook = SqlDataHook(data_conn_id="state")
-    columns = {"key": "TEXT", "n": "INTEGER", "share": "DOUBLE PRECISION"}
+    columns = {"key": "TEXT", "n": "BIGINT", "share": "DOUBLE PRECISION"}
     for _ in range(2):
         hook.ensure_table(table, columns, index=("key", "n"))
-    expected = {"sqlite": [["key", "TEXT"], ["n", "INTEGER"], ["share", "DOUBLE PRECISION"]],
-                "postgres": [["key", "text"], ["n", "integer"], ["share", "double precision"]]}[dialect]
+    expected = {"sqlite": [["key", "TEXT"], ["n", "BIGINT"], ["share", "DOUBLE PRECISION"]],
+                "postgres": [["key", "text"], ["n", "bigint"], ["share", "double precision"]]}[dialect]
     assert _columns(hook, table) == expected
     hook.replace_rows(pd.DataFrame({"n": [1], "share": [0.5]}), table, key_column="key", key="a")
     assert hook.read_sql(f"SELECT * FROM {quote_identifier(table)}").to_dict("records") == [
         {"key": "a", "n": 1, "share": 0.5}]
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgres"])
+def test_a_quarantine_table_follows_new_columns(dialect, tmp_path, monkeypatch, request):
+    """After a feature was added to the config, quarantining failed: the table had no column for it."""
+    if dialect == "sqlite":
+        monkeypatch.setenv("AIRFLOW_CONN_Q", json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "q.db")}))
+        table = "m_quarantine"
+    else:
+        monkeypatch.setenv("AIRFLOW_CONN_Q", POSTGRES_URL)
+        table = f"{request.getfixturevalue('postgres_schema')}.m_quarantine"
+    database = SqlDataHook(data_conn_id="q").database
+    assert quarantine_rows(database, table, pd.DataFrame({"id": [1], "income": ["n/a"]}), key="r1", reason="x") == 1
+    later = pd.DataFrame({"id": [2], "income": [None], "new_feature": [3.5]})
+    assert quarantine_rows(database, table, later, key="r2", reason="y") == 1
+    rows = database.read_sql(f"SELECT id, income, new_feature FROM {quote_identifier(table)} ORDER BY id")
+    assert rows.values.tolist() == [["1", "n/a", None], ["2", None, "3.5"]]

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from airflow_mlops.demo import DATA_START
+from airflow_mlops.demo.environment import DATA_START
 from airflow_mlops.sensors.data import DataWindowSensor
 from tests.helpers import bundled_config
 
@@ -40,7 +40,7 @@ def test_defers_to_the_trigger_only_when_data_is_missing(data):
     assert deferred.value.method_name == "execute_complete" and deferred.value.timeout == timedelta(seconds=600)
     assert trigger.serialize()[1] == {"data_conn_id": "mlops_data", "timestamp_column": "applied_at",
                                       "complete_at": "2025-01-09T23:00:00", "table": "loans", "query": None,
-                                      "poll_interval": 30}
+                                      "poll_interval": 30, "timestamp_format": "iso"}
 
 
 def test_execute_complete_fails_with_the_triggers_message():

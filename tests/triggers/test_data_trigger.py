@@ -47,7 +47,7 @@ def test_serialize_round_trip_holds_only_ids_and_primitives():
 def test_fires_at_once_when_the_window_is_complete(tmp_path, monkeypatch):
     database(tmp_path, monkeypatch, [(1, "2025-03-19 22:00:00"), (2, "2025-03-20 00:30:00")])
     event = first_event(trigger())
-    assert event.payload["status"] == "success" and event.payload["latest"] == "2025-03-20T00:30:00"
+    assert event.payload["status"] == "success" and event.payload["value"] == "2025-03-20T00:30:00"
 
 
 def test_waits_until_rows_arrive(tmp_path, monkeypatch):

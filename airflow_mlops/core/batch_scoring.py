@@ -1,0 +1,66 @@
+"""Scoring one chunk of a batch (no I/O, no Airflow): both arms' scores, the traffic bucket, the published arm,
+and the rows for the prediction log and the predictions table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_mlops.core import names
+
+LOG_COLUMNS = ["model", "scoring_run", "entity_id", "model_version", "arm", "score", "published", "bucket",
+               "weight", "canary_id", "step", "scored_at"]
+PREDICTION_COLUMNS = {"scoring_run": "TEXT", "entity_id": "TEXT", "score": "DOUBLE PRECISION",
+                      "model_version": "TEXT", "arm": "TEXT", "scored_at": "TEXT"}
+
+
+def score_chunk(chunk, config, models: dict[str, tuple[str, Any]], deployment, run: str, scored_at: str,
+                counts: dict[str, int]) -> tuple[list[tuple], list[tuple]]:
+    """(prediction log rows, published rows) of one chunk; ``counts`` is updated in place.
+
+    Raises ``DataProblem`` for a row without an entity id. Rows with values that are not numbers are not scored
+    (counted as ``rejected``).
+    """
+    import numpy as np
+
+    from airflow_mlops.core.canary import buckets
+    from airflow_mlops.core.categories import category_labels
+    from airflow_mlops.core.coercion import coerce_to_config
+    from airflow_mlops.core.data_checks import DataProblem
+    from airflow_mlops.core.training import score
+
+    data = config.data
+    missing = int(chunk[data.entity_id].isna().sum())
+    if missing:
+        raise DataProblem([f"{missing} row(s) of the batch have no {data.entity_id}: they cannot be scored, "
+                           "published or joined with labels; nothing was written"])
+    coerced = coerce_to_config(chunk, data)
+    counts["rejected"] += len(coerced.rejected)
+    frame = coerced.frame
+    if frame.empty:
+        return [], []
+    entities = category_labels(frame[data.entity_id]).to_numpy()
+    counts["rows"] += len(frame)
+    active = deployment.canary_active and names.CHALLENGER in models
+    weight = float(deployment.weight or 0.0) if active else 0.0
+    bucket_values = buckets(entities, deployment.salt) if active else np.full(len(frame), np.nan)
+    to_challenger = bucket_values < weight if active else np.zeros(len(frame), dtype=bool)
+    scores = {arm: score(model, frame, config) for arm, (_, model) in models.items()}
+    log_rows = []
+    for arm, (version, _) in models.items():
+        published = to_challenger if arm == names.CHALLENGER else ~to_challenger
+        counts[arm] += int(published.sum())
+        canary_id = deployment.canary_id if active else None
+        step = deployment.step if active else None
+        log_rows.extend(zip([config.model] * len(frame), [run] * len(frame), entities, [version] * len(frame),
+                            [arm] * len(frame), scores[arm].tolist(), published.astype(int).tolist(),
+                            [None if np.isnan(b) else float(b) for b in bucket_values],
+                            [weight if active else None] * len(frame), [canary_id] * len(frame),
+                            [step] * len(frame), [scored_at] * len(frame), strict=True))
+    champion_version = models[names.CHAMPION][0]
+    challenger_version = models[names.CHALLENGER][0] if active else None
+    published_score = np.where(to_challenger, scores.get(names.CHALLENGER, scores[names.CHAMPION]),
+                               scores[names.CHAMPION])
+    published_rows = [(run, entity, float(value), challenger_version if chal else champion_version,
+                       names.CHALLENGER if chal else names.CHAMPION, scored_at)
+                      for entity, value, chal in zip(entities, published_score, to_challenger, strict=True)]
+    return log_rows, published_rows

@@ -1,0 +1,126 @@
+"""The canary's evidence, read from the prediction log (state connection) and the labels source.
+
+The join of the two arms' scores with matured labels and the published counts are SQL (one query each, the
+aggregation and the join in the database); only the labelled pairs come back, three numbers per entity. When the
+labels live in another database than the prediction log, the two sides are read separately and joined in memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from airflow_mlops.core import names
+from airflow_mlops.hooks.dialects import PARAM, naive_utc
+
+
+def data_time(moment: datetime) -> str:
+    """How data times are written in the prediction log: naive UTC ISO text to the second (sorts as time)."""
+    return naive_utc(moment).isoformat(timespec="seconds")
+
+
+@dataclass
+class LabelSource:
+    """Where labels are: a database, its table or query, the entity and label columns."""
+
+    database: Any
+    table: str | None
+    query: str | None
+    entity_id: str
+    label: str
+    dedicated: bool = False  # a labels table of its own (not the model's data, which holds all history)
+
+    @classmethod
+    def of(cls, config, database) -> LabelSource:
+        labels, data = config.canary.labels, config.data
+        table = labels.table or (None if labels.query else data.table)
+        query = labels.query or (None if labels.table else data.query)
+        return cls(database, table, query, labels.entity_id or data.entity_id, labels.label or data.target,
+                   dedicated=bool(labels.table or labels.query))
+
+    def labels_sql(self) -> str:
+        d = self.database.dialect
+        entity, label = d.quote(self.entity_id), d.quote(self.label)
+        source = d.source_sql(table=self.table, query=self.query)
+        # One label per entity (the largest if a source repeats it).
+        return (f"SELECT CAST({entity} AS TEXT) AS entity_id, MAX({label}) AS label "
+                f"FROM {source} WHERE {label} IS NOT NULL AND {entity} IS NOT NULL GROUP BY CAST({entity} AS TEXT)")
+
+
+def _pairs_sql(state, model: str, canary_id: str, step: int, matured_before: datetime) -> tuple[str, list]:
+    """Both arms' scores of each prediction of the step's scoring runs whose label has had time to arrive (an
+    entity scored in two runs of one step counts twice: two predictions, one outcome)."""
+    d = state.dialect
+    log = d.quote(state.table(names.PREDICTION_LOG_TABLE))
+    sql = (f"SELECT c.entity_id AS entity_id, c.scored_at AS scored_at, c.score AS champion, h.score AS challenger "
+           f"FROM {log} c JOIN {log} h ON h.model = c.model AND h.scoring_run = c.scoring_run "
+           f"AND h.entity_id = c.entity_id AND h.arm = {PARAM} "
+           f"WHERE c.model = {PARAM} AND c.canary_id = {PARAM} AND c.step = {PARAM} AND c.arm = {PARAM} "
+           f"AND c.scored_at <= {PARAM}")
+    params = [names.CHALLENGER, model, canary_id, step, names.CHAMPION, data_time(matured_before)]
+    return sql, params
+
+
+def published_counts(state, model: str, canary_id: str, step: int) -> dict[str, int]:
+    """How many entities each arm's score was published for in the step's scoring runs (for the SRM test)."""
+    d = state.dialect
+    log = d.quote(state.table(names.PREDICTION_LOG_TABLE))
+    frame = state.db.read_sql(f"SELECT arm, SUM(published) AS n FROM {log} WHERE model = {PARAM} AND "
+                              f"canary_id = {PARAM} AND step = {PARAM} GROUP BY arm", [model, canary_id, step])
+    counts = {names.CHAMPION: 0, names.CHALLENGER: 0}
+    counts.update({row.arm: int(row.n or 0) for row in frame.itertuples()})
+    return counts
+
+
+# One analysis query joins millions of rows: enough memory to hash them without spilling, and no JIT compile.
+ANALYSIS_SETTINGS = {"work_mem": "256MB", "jit": "off"}
+
+
+def labelled_pairs(state, labels: LabelSource, model: str, canary_id: str, step: int, matured_before: datetime):
+    """DataFrame ``champion, challenger, label`` of the step's matured, labelled predictions: three numbers per
+    prediction cross the wire; the join is the database's."""
+    pairs_sql, params = _pairs_sql(state, model, canary_id, step, matured_before)
+    if state.db.identity == labels.database.identity:
+        frame = state.db.read_sql(f"SELECT p.champion, p.challenger, l.label FROM ({pairs_sql}) p "
+                                  f"JOIN ({labels.labels_sql()}) l ON l.entity_id = p.entity_id", params,
+                                  settings=ANALYSIS_SETTINGS)
+    else:
+        pairs = state.db.read_sql(pairs_sql, params, settings=ANALYSIS_SETTINGS)
+        known = labels.database.read_sql(labels.labels_sql())
+        frame = pairs.merge(known, on="entity_id", how="inner")[["champion", "challenger", "label"]]
+    return frame.reset_index(drop=True)
+
+
+def matured_label_count_sql(state, labels: LabelSource, model: str, canary_id: str, step: int,
+                            matured_before: datetime) -> tuple[str, list] | None:
+    """``SELECT count`` of matured labelled entities, for the label sensor (None when the labels are in another
+    database: the sensor then counts the matured predictions instead)."""
+    pairs_sql, params = _pairs_sql(state, model, canary_id, step, matured_before)
+    if state.db.identity != labels.database.identity:
+        return None
+    return (f"SELECT COUNT(DISTINCT p.entity_id) FROM ({pairs_sql}) p JOIN ({labels.labels_sql()}) l "
+            f"ON l.entity_id = p.entity_id", params)
+
+
+def unscored_label_count(state, labels: LabelSource, model: str) -> int:
+    """Labels for entities the model never scored (only counted for a dedicated labels source: the model's own
+    data table holds every historical row)."""
+    if not labels.dedicated or state.db.identity != labels.database.identity:
+        return 0
+    log = state.dialect.quote(state.table(names.PREDICTION_LOG_TABLE))
+    frame = state.db.read_sql(f"SELECT COUNT(*) AS n FROM ({labels.labels_sql()}) l WHERE NOT EXISTS "
+                              f"(SELECT 1 FROM {log} p WHERE p.model = {PARAM} AND p.entity_id = l.entity_id)", [model])
+    return int(frame["n"].iloc[0])
+
+
+ANALYSIS_COLUMNS = ["model", "canary_id", "look", "metric", "step", "weight", "champion_value", "challenger_value",
+                    "estimate", "ci_low", "ci_high", "margin", "method", "n_labelled", "n_champion_published",
+                    "n_challenger_published", "srm_p_value", "verdict", "decision", "reason", "created_at"]
+
+
+def store_analysis(state, rows: list[dict[str, Any]], *, model: str, canary_id: str, look: str) -> None:
+    """One row per guardrail metric of a look (replaced when the look is retried)."""
+    with state.db.bulk_writer(state.table(names.CANARY_ANALYSIS_TABLE), ANALYSIS_COLUMNS,
+                              replace={"model": model, "canary_id": canary_id, "look": look}) as write:
+        write([tuple(row.get(column) for column in ANALYSIS_COLUMNS) for row in rows])

@@ -1,0 +1,221 @@
+"""SQL dialects: everything that differs between SQLite and PostgreSQL, in one object per database.
+
+Statements are written once with :data:`PARAM` where a value is bound; :meth:`Dialect.finalize` turns them into
+the driver's placeholder style (``?``, ``%s`` or ``$1``). User SQL (``data.query``, ``drift.reference_query``) is
+embedded as written: only for the ``%s`` style with bound values is ``%`` doubled, because that driver style
+requires it (``LIKE '%south%'`` reaches the server unchanged).
+
+Timestamps: windows are compared in UTC on a normalised expression of the timestamp column.
+* SQLite has no time type. Text in ISO 8601 (``T`` or space, with or without fraction, ``Z`` or ``+hh:mm``
+  offsets) is normalised to UTC with ``strftime('%Y-%m-%d %H:%M:%f', ...)`` (millisecond precision). Text that
+  does not start with a date, dates that do not exist (``2024-02-30``, ``T24:00``), words SQLite would accept
+  (``now``) and years outside 1678-2261 (what pandas can hold) read as NULL: unreadable, counted. Numbers are
+  read as Unix epochs only when the config says so.
+* PostgreSQL ``timestamp`` (naive, taken as UTC) and ``timestamptz`` are compared natively; every session we
+  open runs with ``TimeZone = 'UTC'``, so no session default can shift a window. Numeric epochs via
+  ``to_timestamp``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+# The bind-parameter token of our statements: not valid SQL, printable (statements travel in trigger kwargs, and
+# PostgreSQL text cannot hold NUL bytes).
+PARAM = "\u27e8?\u27e9"
+TIMESTAMP_FORMATS = ("iso", "epoch_seconds", "epoch_milliseconds")
+
+
+def strip_statement(sql: str) -> str:
+    """A statement without trailing whitespace and semicolons (a YAML block scalar ends a query with ``;\n``)."""
+    return sql.strip().rstrip(";").rstrip()
+
+
+def naive_utc(value: datetime) -> datetime:
+    """A time as naive UTC, the form timestamps are compared and returned in (naive means UTC already)."""
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value
+
+
+class Dialect:
+    name = ""
+    paramstyle = "qmark"
+    # Column types valid in both dialects (we keep times as ISO-8601 UTC text: it sorts in time order).
+    TEXT, INTEGER, FLOAT = "TEXT", "BIGINT", "DOUBLE PRECISION"
+
+    def quote(self, name: str) -> str:
+        """``schema.table`` -> ``"schema"."table"``, doubling embedded quotes."""
+        return ".".join('"' + part.replace('"', '""') + '"' for part in name.split("."))
+
+    def table_name(self, table: str) -> str:
+        return table
+
+    def source_sql(self, *, table: str | None = None, query: str | None = None) -> str:
+        if table:
+            return self.quote(self.table_name(table))
+        if query:
+            # A newline before ")" ends a trailing "-- comment" of the query.
+            return f"({strip_statement(query)}\n) AS mlops_source"
+        raise ValueError("set a table or a query")
+
+    def finalize(self, sql: str, style: str | None = None, *, bound: bool = True) -> str:
+        """Replace :data:`PARAM` tokens by the driver's placeholders (``style`` overrides the dialect's)."""
+        style = style or self.paramstyle
+        if style == "qmark":
+            return sql.replace(PARAM, "?")
+        if style == "format":
+            return (sql.replace("%", "%%") if bound else sql).replace(PARAM, "%s")
+        if style == "numeric_dollar":
+            pieces = sql.split(PARAM)
+            return "".join(piece + (f"${index}" if index < len(pieces) else "")
+                           for index, piece in enumerate(pieces, start=1))
+        raise ValueError(f"unknown paramstyle {style!r}")
+
+    def null_safe_equals(self, column_sql: str) -> str:
+        raise NotImplementedError
+
+    def upsert(self, table: str, columns: Sequence[str], key: Sequence[str], update: Sequence[str] = ()) -> str:
+        """``INSERT ... ON CONFLICT (key) DO UPDATE SET ...`` (or ``DO NOTHING``): same syntax in SQLite >= 3.24
+        and PostgreSQL."""
+        quoted = ", ".join(self.quote(c) for c in columns)
+        values = ", ".join(PARAM for _ in columns)
+        conflict = ", ".join(self.quote(c) for c in key)
+        action = ("DO UPDATE SET " + ", ".join(f"{self.quote(c)} = excluded.{self.quote(c)}" for c in update)
+                  if update else "DO NOTHING")
+        return (f"INSERT INTO {self.quote(self.table_name(table))} ({quoted}) VALUES ({values}) "
+                f"ON CONFLICT ({conflict}) {action}")
+
+    def table_exists(self, cursor, table: str) -> bool:
+        raise NotImplementedError
+
+    def timestamp_expr(self, column: str, fmt: str = "iso") -> str:
+        """SQL for the column's time in UTC, compared with :meth:`timestamp_param` values."""
+        raise NotImplementedError
+
+    def unreadable(self, column: str, fmt: str = "iso") -> str:
+        """SQL predicate: this row's time cannot be read (it belongs to no window)."""
+        return f"({self.timestamp_expr(column, fmt)} IS NULL)"
+
+    def timestamp_param(self, value: datetime) -> Any:
+        raise NotImplementedError
+
+    def window(self, column: str, fmt: str, start: datetime, end: datetime) -> tuple[str, list]:
+        """SQL predicate and parameters of ``start <= time < end`` (UTC)."""
+        ts = self.timestamp_expr(column, fmt)
+        return f"{ts} >= {PARAM} AND {ts} < {PARAM}", [self.timestamp_param(start), self.timestamp_param(end)]
+
+    def begin_exclusive(self, cursor) -> None:
+        """Start a write transaction that serialises with other writers."""
+
+    def on_connect(self, connection) -> None:
+        """Session settings every connection gets."""
+
+
+class SqliteDialect(Dialect):
+    name = "sqlite"
+    paramstyle = "qmark"
+    _NORMAL = "%Y-%m-%d %H:%M:%f"
+
+    def table_name(self, table: str) -> str:
+        # SQLite has no schemas here: a configured "schema.table" (for Postgres) keeps only the table part.
+        return table.split(".")[-1]
+
+    def null_safe_equals(self, column_sql: str) -> str:
+        return f"{column_sql} IS {PARAM}"
+
+    def table_exists(self, cursor, table: str) -> bool:
+        cursor.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (self.table_name(table),))
+        return cursor.fetchone() is not None
+
+    def timestamp_expr(self, column: str, fmt: str = "iso") -> str:
+        q, normal = self.quote(column), f"strftime('{self._NORMAL}', {self.quote(column)})"
+        if fmt == "iso":
+            # Text only (SQLite would read a number, even as text, as a Julian day number), starting with a date
+            # (not "now" or "12:30"), a date that exists (strftime passes 2024-02-30 through; the Julian day
+            # normalises it), in the years pandas can hold.
+            return (f"(CASE WHEN typeof({q}) = 'text' AND {q} GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*' "
+                    f"AND {normal} = strftime('{self._NORMAL}', julianday({q})) "
+                    f"AND {normal} BETWEEN '1678' AND '2262' THEN {normal} END)")
+        scale = 1000 if fmt == "epoch_milliseconds" else 1
+        low, high, divisor = -9_000_000_000 * scale, 9_000_000_000 * scale, " / 1000.0" if scale > 1 else ""
+        return (f"(CASE WHEN typeof({q}) IN ('integer', 'real') AND {q} BETWEEN {low} AND {high} THEN "
+                f"strftime('{self._NORMAL}', {q}{divisor}, 'unixepoch') END)")
+
+    def timestamp_param(self, value: datetime) -> str:
+        value = naive_utc(value)
+        return value.strftime("%Y-%m-%d %H:%M:%S.") + f"{value.microsecond // 1000:03d}"
+
+    def window(self, column: str, fmt: str, start: datetime, end: datetime) -> tuple[str, list]:
+        predicate, params = super().window(column, fmt, start, end)
+        if fmt != "iso":
+            return predicate, params
+        # A cheap text prefilter first (an index on the column can serve it): ISO text starts with its local date,
+        # which is within a day of the UTC instant whatever the offset. Only candidates get the exact expression.
+        q = self.quote(column)
+        low = (naive_utc(start) - timedelta(days=1)).strftime("%Y-%m-%d")
+        high = (naive_utc(end) + timedelta(days=2)).strftime("%Y-%m-%d")
+        return f"{q} >= {PARAM} AND {q} < {PARAM} AND {predicate}", [low, high, *params]
+
+    def begin_exclusive(self, cursor) -> None:
+        cursor.execute("BEGIN IMMEDIATE")
+
+
+class PostgresDialect(Dialect):
+    name = "postgres"
+    paramstyle = "format"
+
+    def null_safe_equals(self, column_sql: str) -> str:
+        return f"{column_sql} IS NOT DISTINCT FROM {PARAM}"
+
+    def table_exists(self, cursor, table: str) -> bool:
+        cursor.execute("SELECT to_regclass(%s)", (self.quote(table),))
+        return cursor.fetchone()[0] is not None
+
+    def timestamp_expr(self, column: str, fmt: str = "iso") -> str:
+        quoted = self.quote(column)
+        if fmt == "iso":
+            return quoted  # timestamp / timestamptz, compared natively (sessions run in UTC; an index is used)
+        scale = 1000 if fmt == "epoch_milliseconds" else 1
+        divisor = " / 1000.0" if scale > 1 else ""
+        # NaN compares above every number in PostgreSQL, so it falls outside the range: unreadable, not an error.
+        return (f"(CASE WHEN {quoted} BETWEEN {-9_000_000_000 * scale} AND {9_000_000_000 * scale} "
+                f"THEN to_timestamp({quoted}{divisor}) END)")
+
+    def unreadable(self, column: str, fmt: str = "iso") -> str:
+        if fmt != "iso":
+            return super().unreadable(column, fmt)
+        quoted = self.quote(column)
+        # 'infinity' and years pandas cannot hold belong to no window either.
+        return (f"({quoted} IS NULL OR NOT isfinite({quoted}) OR {quoted} < '1678-01-01' "
+                f"OR {quoted} >= '2262-01-01')")
+
+    def timestamp_param(self, value: datetime) -> datetime:
+        return naive_utc(value)
+
+    def on_connect(self, connection) -> None:
+        # Tuple rows whatever the connection's extras ask for (a dict cursor would break positional reads).
+        if hasattr(connection, "row_factory"):  # psycopg 3
+            from psycopg.rows import tuple_row
+
+            connection.row_factory = tuple_row
+        elif hasattr(connection, "cursor_factory"):  # psycopg2
+            import psycopg2.extensions
+
+            connection.cursor_factory = psycopg2.extensions.cursor
+        cursor = connection.cursor()
+        cursor.execute("SET TIME ZONE 'UTC'")
+        cursor.close()
+
+
+DIALECTS = {"sqlite": SqliteDialect, "postgres": PostgresDialect, "postgresql": PostgresDialect}
+
+
+def dialect_for(kind: str) -> Dialect:
+    """The dialect of an Airflow connection type or URI scheme (``sqlite``, ``postgres``, ``postgresql``)."""
+    try:
+        return DIALECTS[kind.lower().split("+", 1)[0]]()
+    except KeyError:
+        raise ValueError(f"unsupported database {kind!r}; supported: sqlite, postgres") from None

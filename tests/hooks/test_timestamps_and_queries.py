@@ -1,0 +1,194 @@
+"""Windows are exact in UTC whatever the timestamps look like (SQLite text in any ISO form, offsets, epochs;
+Postgres timestamp and timestamptz under any session time zone); unreadable timestamps are counted and returned,
+never dropped; user SQL with ``%`` reaches the server untouched; connection errors keep their cause."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from datetime import datetime
+
+import pandas as pd
+import pytest
+
+from airflow_mlops.core.errors import DataSourceError
+from airflow_mlops.hooks.database import Database
+from tests.conftest import POSTGRES_URL
+
+START, END = datetime(2018, 1, 4), datetime(2018, 1, 5)
+
+# (id, text as pandas/sqlite3/people write it, the UTC instant it means or None when it cannot be read)
+ROWS = [
+    (1, "2018-01-04 00:39:36", "2018-01-04 00:39:36"),
+    (2, "2018-01-04 00:39:36.250000", "2018-01-04 00:39:36.250"),
+    (3, "2018-01-04T10:00:00", "2018-01-04 10:00:00"),
+    (4, "2018-01-04T23:59:59Z", "2018-01-04 23:59:59"),
+    (5, "2018-01-03 23:30:00-08:00", "2018-01-04 07:30:00"),   # as text it sorts before the window
+    (6, "2018-01-04 20:00:00-08:00", "2018-01-05 04:00:00"),   # as text it sorts inside the window
+    (7, "2018-01-04 00:00:00+01:00", "2018-01-03 23:00:00"),
+    (8, "2018-01-04", "2018-01-04 00:00:00"),
+    (9, "01/04/2018 12:00", None),                            # a third of a public data set looked like this
+    (10, None, None),
+    (11, "2018-01-05 00:00:00", "2018-01-05 00:00:00"),        # the end is exclusive
+]
+
+
+def sqlite_db(tmp_path, rows=ROWS) -> Database:
+    path = tmp_path / "events.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE events (id INTEGER, happened_at TEXT, amount REAL)")
+        connection.executemany("INSERT INTO events VALUES (?, ?, ?)", [(i, text, 1.0) for i, text, _ in rows])
+    return Database.from_uri(f"sqlite:///{path}")
+
+
+def expected_ids(rows=ROWS) -> list[int]:
+    inside = [(pd.Timestamp(utc), i) for i, _, utc in rows if utc is not None]
+    return [i for stamp, i in sorted(inside) if START <= stamp < END]
+
+
+def test_sqlite_text_timestamps_windows_are_exact_in_utc(tmp_path):
+    db = sqlite_db(tmp_path)
+    read = db.read_window(columns=["id", "happened_at"], timestamp_column="happened_at", start=START, end=END,
+                          table="events", order_by=["id"])
+    assert read.frame["id"].tolist() == expected_ids() == [8, 1, 2, 5, 3, 4]
+    assert str(read.frame["happened_at"].dtype) == "datetime64[ns]"
+    assert read.frame.loc[read.frame["id"] == 5, "happened_at"].iloc[0] == pd.Timestamp("2018-01-04 07:30:00")
+    # Unreadable timestamps belong to no window: counted and handed back with their raw values.
+    assert read.unreadable_count == 2
+    assert sorted(read.unreadable["id"].astype(int).tolist()) == [9, 10]  # returned as text, as quarantined
+    assert read.unreadable.loc[read.unreadable["id"] == "9", "happened_at"].iloc[0] == "01/04/2018 12:00"
+    assert db.latest_timestamp(timestamp_column="happened_at", table="events") == datetime(2018, 1, 5, 4, 0)
+
+
+@pytest.mark.parametrize("fmt,scale", [("epoch_seconds", 1), ("epoch_milliseconds", 1000)])
+def test_sqlite_numeric_epochs_when_the_config_says_so(tmp_path, fmt, scale):
+    stamps = pd.to_datetime(["2018-01-03 23:59:59", "2018-01-04 00:00:00", "2018-01-04 12:30:00",
+                             "2018-01-05 00:00:00"])
+    path = tmp_path / "epochs.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE events (id INTEGER, ts INTEGER)")
+        connection.executemany("INSERT INTO events VALUES (?, ?)",
+                               [(i, int(s.timestamp()) * scale) for i, s in enumerate(stamps)] + [(9, "soon")])
+    db = Database.from_uri(f"sqlite:///{path}")
+    read = db.read_window(columns=["id", "ts"], timestamp_column="ts", start=START, end=END, table="events",
+                          timestamp_format=fmt)
+    assert read.frame["id"].tolist() == [1, 2] and read.frame["ts"].iloc[1] == pd.Timestamp("2018-01-04 12:30")
+    assert read.unreadable_count == 1
+    # Read as ISO text, the same numbers are unreadable (SQLite would silently take them as Julian days).
+    assert db.read_window(columns=["id"], timestamp_column="ts", start=START, end=END, table="events"
+                          ).unreadable_count == 5
+
+
+@pytest.fixture
+def pg_tz_role(postgres_schema):
+    """A role whose sessions run in America/Los_Angeles, allowed to read the test schema."""
+    import psycopg
+
+    role = f"mlops_tz_{uuid.uuid4().hex[:8]}"
+    admin = psycopg.connect(POSTGRES_URL, autocommit=True)
+    admin.execute(f'CREATE ROLE "{role}" LOGIN')
+    admin.execute(f"ALTER ROLE \"{role}\" SET timezone = 'America/Los_Angeles'")
+    admin.execute(f'GRANT USAGE ON SCHEMA "{postgres_schema}" TO "{role}"')
+    admin.execute(f'ALTER DEFAULT PRIVILEGES IN SCHEMA "{postgres_schema}" GRANT SELECT ON TABLES TO "{role}"')
+    try:
+        yield POSTGRES_URL.replace("postgres@", f"{role}@", 1), postgres_schema
+    finally:
+        admin.execute(f'DROP SCHEMA IF EXISTS "{postgres_schema}" CASCADE')
+        admin.execute(f'DROP OWNED BY "{role}"')
+        admin.execute(f'DROP ROLE "{role}"')
+        admin.close()
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["adbc", "dbapi"])
+def test_postgres_timestamp_and_timestamptz_in_a_non_utc_session(pg_tz_role, fast):
+    import psycopg
+
+    url, schema = pg_tz_role
+    readable = [(i, utc) for i, _, utc in ROWS if utc is not None]
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
+        connection.execute(f'CREATE TABLE "{schema}".events (id int, naive timestamp, aware timestamptz, '
+                           "region text)")
+        for i, utc in readable:
+            connection.execute(f'INSERT INTO "{schema}".events VALUES (%s, %s, %s, %s)',
+                               (i, utc, f"{utc}+00", "south" if i % 2 else "north"))
+        tz = connection.execute("SELECT current_setting('TimeZone')").fetchone()[0]
+    with psycopg.connect(url) as connection:  # the role's own sessions really are not in UTC
+        assert connection.execute("SELECT current_setting('TimeZone')").fetchone()[0] == "America/Los_Angeles"
+    assert tz != "America/Los_Angeles"
+    db = Database.from_uri(url)
+    if not fast:
+        db.adbc_uri = None
+    for column in ("naive", "aware"):
+        read = db.read_window(columns=["id", column], timestamp_column=column, start=START, end=END,
+                              table=f"{schema}.events", order_by=["id"])
+        assert read.frame["id"].tolist() == expected_ids(), column
+        assert read.frame.loc[read.frame["id"] == 5, column].iloc[0] == pd.Timestamp("2018-01-04 07:30:00")
+        assert read.unreadable_count == 0
+        assert db.latest_timestamp(timestamp_column=column, table=f"{schema}.events") == datetime(2018, 1, 5, 4)
+    # A literal % in user SQL (a LIKE pattern) reaches the server untouched, with bound window parameters too.
+    query = f"SELECT id, aware, region FROM \"{schema}\".events WHERE region LIKE '%south%'"
+    read = db.read_window(columns=["id", "region"], timestamp_column="aware", start=START, end=END, query=query)
+    assert set(read.frame["region"]) == {"south"} and read.frame["id"].tolist() == [
+        i for i in expected_ids() if i % 2]
+    assert db.read_sql(query)["region"].unique().tolist() == ["south"]
+
+
+def test_connection_errors_keep_their_cause_and_never_show_the_password():
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    db = Database.from_uri(f"postgresql://etl:hunter2-Secret@127.0.0.1:{port}/warehouse")
+    db.adbc_uri = None
+    with pytest.raises(DataSourceError) as error:
+        db.read_sql("SELECT 1")
+    assert error.value.retryable and error.value.__cause__ is not None
+    message = str(error.value)
+    assert "hunter2" not in message and "connecting (postgres database at 127.0.0.1) failed" in message
+    missing = Database.from_uri(POSTGRES_URL)
+    with pytest.raises(DataSourceError, match="does not exist") as error:
+        missing.read_sql("SELECT * FROM no_such_table_anywhere")
+    assert not error.value.retryable and error.value.__cause__ is not None
+
+
+def test_sqlite_text_that_only_looks_like_a_time_is_unreadable_not_guessed(tmp_path):
+    """strftime passes impossible dates through and reads 'now', '12:30' or a number in text as times."""
+    rows = [(1, "2024-01-01 10:00:00", None), (2, "2024-02-30 10:00:00", None), (3, "2024-02-10T24:00:00", None),
+            (4, "2460311.25", None), (5, "12:30", None), (6, "now", None), (7, "9999-12-31", None),
+            (8, "1600-01-01", None)]
+    db = sqlite_db(tmp_path, rows)
+    read = db.read_window(columns=["id", "happened_at"], timestamp_column="happened_at",
+                          start=datetime(1990, 1, 1), end=datetime(2100, 1, 1), table="events")
+    assert read.frame["id"].tolist() == [1]
+    assert sorted(read.unreadable["id"].astype(int).tolist()) == [2, 3, 4, 5, 6, 7, 8]
+    assert db.latest_timestamp(timestamp_column="happened_at", table="events") == datetime(2024, 1, 1, 10)
+
+
+def test_postgres_infinity_and_nan_epochs_are_unreadable_not_errors(postgres_schema):
+    import psycopg
+
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
+        connection.execute(f'CREATE TABLE "{postgres_schema}".e (id int, ts timestamptz, ep float8)')
+        connection.execute(f"""INSERT INTO "{postgres_schema}".e VALUES (1, '2024-01-01 10:00+00', 1704103200),
+            (2, 'infinity', 'NaN'), (3, '-infinity', 1e300), (4, NULL, NULL)""")
+    for fast in (True, False):
+        db = Database.from_uri(POSTGRES_URL)
+        db.adbc_uri = db.adbc_uri if fast else None
+        for column, fmt in (("ts", "iso"), ("ep", "epoch_seconds")):
+            read = db.read_window(columns=["id"], timestamp_column=column, start=datetime(2024, 1, 1),
+                                  end=datetime(2024, 1, 2), table=f"{postgres_schema}.e", timestamp_format=fmt)
+            assert read.frame["id"].tolist() == [1] and read.unreadable_count == 3, (fast, column)
+            assert db.latest_timestamp(timestamp_column=column, table=f"{postgres_schema}.e",
+                                       timestamp_format=fmt) == datetime(2024, 1, 1, 10)
+
+
+def test_a_statement_that_returns_no_rows_is_a_clear_error(tmp_path):
+    db = sqlite_db(tmp_path)
+    with pytest.raises(DataSourceError, match="only a SELECT can be read"):
+        db.read_sql("UPDATE events SET amount = 2")
+    # queries ending in ";\n" (a YAML block scalar) or a comment read fine as subqueries
+    query = "SELECT id FROM events -- the lot\n;\n"
+    assert len(db.read_window(columns=["id"], timestamp_column="id", start=START, end=END, query=query,
+                              timestamp_format="epoch_seconds").frame) == 0
+    assert len(db.read_query(query)) == len(ROWS)
