@@ -57,7 +57,7 @@ def ours(schema: str) -> tuple[float, dict]:
     started = time.perf_counter()
     database = Database.from_uri(POSTGRES_URL)
     state = StateStore(database, schema=schema)
-    labels = LabelSource(database, f"{schema}.outcomes", None, "entity_id", "label", dedicated=True)
+    labels = LabelSource(database, f"{schema}.outcomes", None, "entity_id", "label")
     counts = published_counts(state, "m", "c1", 1)
     srm = srm_test(counts["champion"], counts["challenger"], 0.25)
     pairs = labelled_pairs(state, labels, "m", "c1", 1, datetime(2025, 2, 1))

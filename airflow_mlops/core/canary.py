@@ -106,7 +106,7 @@ class Analysis:
     labelled: int                                   # entities with a matured label scored by both arms
     srm: dict[str, Any]
     guardrails: list[dict[str, Any]] = field(default_factory=list)  # metric, margin, comparison..., verdict
-    unscored_labels: int = 0                        # labels for entities the canary never scored (reported)
+    unlabelled: int = 0                             # matured predictions without a label (reported)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -29,15 +29,13 @@ class LabelSource:
     query: str | None
     entity_id: str
     label: str
-    dedicated: bool = False  # a labels table of its own (not the model's data, which holds all history)
 
     @classmethod
     def of(cls, config, database) -> LabelSource:
         labels, data = config.canary.labels, config.data
         table = labels.table or (None if labels.query else data.table)
         query = labels.query or (None if labels.table else data.query)
-        return cls(database, table, query, labels.entity_id or data.entity_id, labels.label or data.target,
-                   dedicated=bool(labels.table or labels.query))
+        return cls(database, table, query, labels.entity_id or data.entity_id, labels.label or data.target)
 
     def labels_sql(self) -> str:
         d = self.database.dialect
@@ -103,14 +101,11 @@ def matured_label_count_sql(state, labels: LabelSource, model: str, canary_id: s
             f"ON l.entity_id = p.entity_id", params)
 
 
-def unscored_label_count(state, labels: LabelSource, model: str) -> int:
-    """Labels for entities the model never scored (only counted for a dedicated labels source: the model's own
-    data table holds every historical row)."""
-    if not labels.dedicated or state.db.identity != labels.database.identity:
-        return 0
-    log = state.dialect.quote(state.table(names.PREDICTION_LOG_TABLE))
-    frame = state.db.read_sql(f"SELECT COUNT(*) AS n FROM ({labels.labels_sql()}) l WHERE NOT EXISTS "
-                              f"(SELECT 1 FROM {log} p WHERE p.model = {PARAM} AND p.entity_id = l.entity_id)", [model])
+def matured_prediction_count(state, model: str, canary_id: str, step: int, matured_before: datetime) -> int:
+    """Predictions of the step whose label should have arrived: with the labelled count, how many are missing
+    (late outcomes, or labels keyed differently from the logged entity ids)."""
+    pairs_sql, params = _pairs_sql(state, model, canary_id, step, matured_before)
+    frame = state.db.read_sql(f"SELECT COUNT(*) AS n FROM ({pairs_sql}) p", params)
     return int(frame["n"].iloc[0])
 
 

@@ -127,8 +127,8 @@ class CanaryAnalysisOperator(MLOpsBaseOperator):
 
         from airflow_mlops.core.canary import (CHALLENGER_ARM, CHAMPION_ARM, INCONCLUSIVE, Analysis, compare_arms,
                                                decide, guardrail_verdict, srm_test)
-        from airflow_mlops.hooks.canary import (LabelSource, labelled_pairs, published_counts, store_analysis,
-                                                unscored_label_count)
+        from airflow_mlops.hooks.canary import (LabelSource, labelled_pairs, matured_prediction_count,
+                                                published_counts, store_analysis)
         from airflow_mlops.hooks.data import SqlDataHook
         from airflow_mlops.task_context import resolve_window_end, run_identity
 
@@ -144,7 +144,8 @@ class CanaryAnalysisOperator(MLOpsBaseOperator):
         labels = LabelSource.of(config, SqlDataHook(data_conn_id=config.data.conn_id).database)
         counts = published_counts(state, config.model, row.canary_id, row.step)
         srm = srm_test(counts[CHAMPION_ARM], counts[CHALLENGER_ARM], float(row.weight or 0.0))
-        pairs = labelled_pairs(state, labels, config.model, row.canary_id, row.step, end - canary.label_delay)
+        matured_before = end - canary.label_delay
+        pairs = labelled_pairs(state, labels, config.model, row.canary_id, row.step, matured_before)
         y = pairs["label"].astype("float64").to_numpy() if len(pairs) else []
         guardrails = []
         enough = len(pairs) >= canary.min_labels_per_step and len(set(y)) == 2
@@ -159,11 +160,13 @@ class CanaryAnalysisOperator(MLOpsBaseOperator):
         # One class only (every matured label a default, say): nothing can be compared yet, however many.
         analysis = Analysis(labelled=len(pairs) if len(set(y)) == 2 else 0, srm=srm,
                             guardrails=[g for g in guardrails if "ci_low" in g],
-                            unscored_labels=unscored_label_count(state, labels, config.model))
+                            unlabelled=matured_prediction_count(state, config.model, row.canary_id, row.step,
+                                                                matured_before) - len(pairs))
         decision = decide(canary_state(config, row, datetime.now(timezone.utc)), analysis)
         reason = decision.reason
-        if analysis.unscored_labels:
-            reason += f" ({analysis.unscored_labels} label(s) are for entities the model never scored: ignored)"
+        if analysis.unlabelled:
+            reason += (f" ({analysis.unlabelled} matured prediction(s) have no label yet: late outcomes, or "
+                       "canary.labels does not match the logged entity ids)")
         look = "/".join(run_identity(context))
         stored = [{"model": config.model, "canary_id": row.canary_id, "look": look, "metric": g["metric"],
                    "step": row.step, "weight": row.weight, "champion_value": g.get("champion"),
@@ -183,8 +186,8 @@ class CanaryAnalysisOperator(MLOpsBaseOperator):
         return {"action": decision.action, "reason": reason, "row_version": row.row_version,
                 "canary_id": row.canary_id, "step": row.step, "weight": row.weight, "failed_look": decision.failed_look,
                 "next_step": decision.next_step, "next_weight": decision.next_weight, "labelled": int(len(pairs)),
-                "srm": srm, "guardrails": guardrails, "champion": row.champion, "challenger": row.challenger,
-                "dry_run": canary.dry_run}
+                "unlabelled": analysis.unlabelled, "srm": srm, "guardrails": guardrails, "champion": row.champion,
+                "challenger": row.challenger, "dry_run": canary.dry_run}
 
 
 class CanaryApprovalOperator(ModelConfigMixin, HITLOperator):

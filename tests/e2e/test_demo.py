@@ -10,7 +10,7 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
-def test_demo_shows_champion_gate_bad_data_and_the_drift_loop(tmp_path):
+def test_demo_shows_champion_gate_bad_data_the_drift_loop_and_two_canaries(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLFLOW"))}
     command = [str(Path(sys.executable).with_name("airflow-mlops")), "demo", "--home", str(tmp_path / "demo")]
     completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
@@ -27,9 +27,19 @@ def test_demo_shows_champion_gate_bad_data_and_the_drift_loop(tmp_path):
     assert "refit on train + holdout (the drifted window)" in retrain
     assert lines["- drift check 2025-05-29"].endswith("event held back (cooldown / already emitted)")
     assert "'champion': '3'" in summary and "demo --serve-only --home" in summary
+    # The canary chapter: the better challenger through shadow and 50% to champion, the mislabelled one rolled back.
+    assert "credit_risk_canary: challenger trained on the drifted months: run success; gate PASS" in summary
+    assert "canary of version 2 against champion 1 started" in summary
+    good = summary[summary.index("- canary of credit_risk_canary:"):summary.index("- canary of credit_risk_mislab")]
+    bad = summary[summary.index("- canary of credit_risk_mislabelled:"):]
+    assert "now phase promoted, champion version 2 (previous 1)" in good
+    assert "weight 0% (published champion 300 / challenger 0): ADVANCE - step 1 (0%) passed" in good
+    assert "weight 50%" in good and "PROMOTE - last step (50%) passed with 300 labels: roc_auc" in good
+    assert "now phase rolled_back, champion version 1" in bad
+    assert "ROLLBACK - guardrail failed on 2 look(s), failure_limit 2: roc_auc" in bad and "FAIL" in bad
     # Readable: progress and summary only; the task logs (and the expected validation failure) are in demo.log.
     assert "Traceback" not in completed.stdout + completed.stderr and "[warning" not in completed.stdout
-    assert len(completed.stdout.splitlines()) < 30
+    assert len(completed.stdout.splitlines()) < 50
     log = (tmp_path / "demo" / "demo.log").read_text()
     assert "DataValidationFailed" in log
     assert "DeprecatedImportWarning" not in log, "skops' module probing is flooding the logs again"

@@ -113,18 +113,21 @@ def test_bad_input_is_refused_with_a_clear_message_and_no_state_change(project):
     assert project.state(model).get(model).row_version == before
 
 
-def test_labels_for_entities_never_scored_are_reported(project):
+def test_matured_predictions_without_a_label_are_reported(project):
     model = "canary_labels"
     start_canary(project, model, **{"canary.labels.table": "outcomes", "canary.labels.entity_id": "loan_id",
                                     "canary.labels.label": "defaulted", "canary.min_labels_per_step": 100})
     project.grow(SECOND + timedelta(days=1))
     run_dag(f"mlops_score__{model}", SECOND + timedelta(days=1))
-    project.sql("CREATE TABLE outcomes AS SELECT loan_id, defaulted FROM loans WHERE applied_at >= ?", (str(SECOND),))
+    # 20 outcomes have not arrived; two outcomes are for loans the canary never scored (ignored, not counted)
+    project.sql("CREATE TABLE outcomes AS SELECT loan_id, defaulted FROM loans WHERE applied_at >= ? "
+                "AND loan_id NOT IN (SELECT loan_id FROM loans WHERE applied_at >= ? ORDER BY loan_id LIMIT 20)",
+                (str(SECOND), str(SECOND)))
     project.sql("INSERT INTO outcomes VALUES ('never-scored-1', 1), ('never-scored-2', 0)")
     look = run_dag(f"mlops_canary__{model}", SECOND + timedelta(days=2))
     analysis = look["results"]["analyse"]
-    assert analysis["labelled"] == 300
-    assert "(2 label(s) are for entities the model never scored: ignored)" in analysis["reason"]
+    assert analysis["labelled"] == 280 and analysis["unlabelled"] == 20
+    assert "(20 matured prediction(s) have no label yet: late outcomes, or canary.labels" in analysis["reason"]
 
 
 def test_rollback_by_command_and_by_dag_param_through_the_atomic_path(project, capsys):
