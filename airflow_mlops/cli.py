@@ -1,4 +1,4 @@
-"""The ``airflow-mlops`` command: demo, drift, validate-config, new-model.
+"""The ``airflow-mlops`` command: init, demo, drift, validate-config, new-model, rollback.
 
 Environment for Airflow must be set before Airflow is imported, so nothing heavy is imported at the top.
 """
@@ -64,6 +64,35 @@ def _cmd_new_model(args) -> int:
             f"model: {args.name}\ndata:\n  conn_id: mlops_data\n  table: {args.name}\n"
             "  timestamp_column: created_at\n  entity_id: id\n  target: label\n  features: [x1, x2]\n")
     print(f"wrote {stub_path} and {config_path}; edit the YAML, then `airflow-mlops validate-config {config_path}`")
+    return 0
+
+
+def _default_dags_folder() -> Path:
+    import os
+
+    if os.environ.get("AIRFLOW__CORE__DAGS_FOLDER"):
+        return Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    return Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow") / "dags"
+
+
+def _cmd_init(args) -> int:
+    """Put the bundled example model into an existing Airflow's DAGs folder (never overwriting a file)."""
+    from airflow_mlops.bundled import bundled_dags_dir
+
+    dags = Path(args.dags_folder) if args.dags_folder else _default_dags_folder()
+    source = bundled_dags_dir()
+    wanted = [(source / "mlops_credit_risk.py", dags / "mlops_credit_risk.py"),
+              (source / "configs" / "credit_risk.yaml", dags / "configs" / "credit_risk.yaml")]
+    (dags / "configs").mkdir(parents=True, exist_ok=True)
+    for origin, target in wanted:
+        if target.exists() and not args.force:
+            print(f"kept {target} (exists; --force overwrites)")
+            continue
+        shutil.copy(origin, target)
+        print(f"wrote {target}")
+    print("Next: define the connections the config names (mlops_data: sqlite or postgres; mlflow_default: type "
+          "mlflow), `airflow-mlops validate-config` the YAML, then switch mlops_ct__credit_risk on in the UI "
+          "(every bundled DAG starts paused). More models: `airflow-mlops new-model <name>`.")
     return 0
 
 
@@ -262,6 +291,10 @@ def _cmd_rollback(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="airflow-mlops", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
+    init = commands.add_parser("init", help="write the bundled DAG file and example config into a DAGs folder")
+    init.add_argument("--dags-folder", help="default: $AIRFLOW__CORE__DAGS_FOLDER, else $AIRFLOW_HOME/dags")
+    init.add_argument("--force", action="store_true", help="overwrite files that exist")
+    init.set_defaults(func=_cmd_init)
     demo = commands.add_parser("demo", help="run the embedded end-to-end demo")
     demo.add_argument("--home", default=".demo", help="folder for the demo's Airflow, MLflow and data")
     demo.add_argument("--serve", action="store_true", help="then open the Airflow and MLflow UIs on its data")

@@ -37,6 +37,13 @@ def ct_schedule(config: ModelConfig):
     return AssetOrTimeSchedule(timetable=CronTriggerTimetable(config.schedule, timezone="UTC"), assets=[asset])
 
 
+def _lifecycle(config: ModelConfig) -> dict[str, Any]:
+    """Every bundled DAG: no backfill of missed intervals, and paused until someone switches it on (a CT system
+    must not start promoting models because a file appeared in the DAGs folder)."""
+    return {"start_date": datetime.fromisoformat(config.start_date), "catchup": False,
+            "is_paused_upon_creation": True}
+
+
 def _default_args(config: ModelConfig) -> dict[str, Any]:
     return {"owner": config.owner, "retries": config.retries, "retry_delay": config.retry_delay}
 
@@ -64,8 +71,7 @@ def build_ct_dag(config: ModelConfig, source: str | Path) -> DAG:
         dag_id=f"mlops_ct__{config.model}",
         description=config.description or f"Continuous training of {config.model}",
         schedule=ct_schedule(config),
-        start_date=datetime.fromisoformat(config.start_date),
-        catchup=False,
+        **_lifecycle(config),
         max_active_runs=1,
         default_args=_default_args(config),
         tags=["mlops", "continuous-training", config.model],
@@ -120,8 +126,8 @@ def build_score_dag(config: ModelConfig, source: str | Path) -> DAG:
 
     raw = config.model_dump(mode="json")
     with DAG(dag_id=f"mlops_score__{config.model}", description=f"Batch scoring with {config.model}",
-             schedule=_cron(config.scoring.schedule), start_date=datetime.fromisoformat(config.start_date),
-             catchup=False, max_active_runs=1, default_args=_default_args(config),
+             schedule=_cron(config.scoring.schedule), **_lifecycle(config), max_active_runs=1,
+             default_args=_default_args(config),
              tags=["mlops", "scoring", config.model],
              doc_md=f"Scores the rows of the last {config.scoring.window} with the champion of **{config.model}** "
                     f"(generated from `{Path(source).name}`) into `{config.predictions_table}`. During a canary "
@@ -145,7 +151,7 @@ def build_canary_dag(config: ModelConfig, source: str | Path) -> DAG:
     schedule = AssetOrTimeSchedule(timetable=timetable, assets=[asset]) if timetable else [asset]
     wait = canary.wait_for_labels.total_seconds()
     with DAG(dag_id=f"mlops_canary__{config.model}", description=f"Canary deployment of {config.model}",
-             schedule=schedule, start_date=datetime.fromisoformat(config.start_date), catchup=False,
+             schedule=schedule, **_lifecycle(config),
              max_active_runs=1, default_args=_default_args(config), tags=["mlops", "canary", config.model],
              doc_md=f"Looks at the running canary of **{config.model}** (generated from `{Path(source).name}`): "
                     f"steps {canary.steps}, guardrails {canary.guardrails}, {canary.min_labels_per_step} matured "
@@ -171,7 +177,7 @@ def build_rollback_dag(config: ModelConfig, source: str | Path) -> DAG:
 
     raw = config.model_dump(mode="json")
     with DAG(dag_id=f"mlops_rollback__{config.model}", description=f"Roll {config.model} back",
-             schedule=None, start_date=datetime.fromisoformat(config.start_date), catchup=False,
+             schedule=None, **_lifecycle(config),
              max_active_runs=1, default_args={**_default_args(config), "retries": 0},
              params={"reason": Param("rolled back by hand", type="string", description="why, for the log")},
              tags=["mlops", "rollback", config.model],
@@ -196,8 +202,7 @@ def build_drift_dag(config: ModelConfig, source: str | Path) -> DAG:
         dag_id=f"mlops_drift__{config.model}",
         description=f"Drift monitoring of {config.model}",
         schedule=schedule,
-        start_date=datetime.fromisoformat(config.start_date),
-        catchup=False,
+        **_lifecycle(config),
         max_active_runs=1,  # the cooldown reads the previous event: checks must not overlap
         default_args=_default_args(config),
         tags=["mlops", "drift", config.model],

@@ -59,3 +59,40 @@ def test_new_model_works_from_the_installed_wheel(wheel_venv, tmp_path):
     stub = (dags / "mlops_churn.py").read_text()
     assert "dags_for_file(__file__)" in stub
     assert (dags / "configs" / "churn.yaml").read_text().startswith("model: churn")
+
+
+def test_init_into_an_existing_airflow_lists_the_bundled_dags_paused(wheel_venv, tmp_path):
+    """What a team with an Airflow of its own does: install, `airflow-mlops init`, and the DAGs are there, paused,
+    with the provider and its `mlflow` connection type registered."""
+    import json
+
+    env = {**venv_env(wheel_venv, tmp_path),
+           "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path / 'airflow.db'}"}
+    bin_dir = wheel_venv / "bin"
+
+    def run(*command: str) -> str:
+        completed = subprocess.run([str(bin_dir / command[0]), *command[1:]], capture_output=True, text=True,
+                                   env=env, cwd=tmp_path, timeout=600)
+        assert completed.returncode == 0, f"{command}: {completed.stdout[-2000:]}{completed.stderr[-3000:]}"
+        return completed.stdout
+
+    run("airflow", "db", "migrate")
+    written = run("airflow-mlops", "init")  # the DAGs folder comes from AIRFLOW__CORE__DAGS_FOLDER
+    dags = tmp_path / "dags"
+    assert (dags / "mlops_credit_risk.py").exists() and (dags / "configs" / "credit_risk.yaml").exists(), written
+    (dags / "configs" / "credit_risk.yaml").write_text((dags / "configs" / "credit_risk.yaml").read_text()
+                                                       + "# edited by the team\n")
+    again = run("airflow-mlops", "init")
+    assert "kept" in again and "# edited by the team" in (dags / "configs" / "credit_risk.yaml").read_text()
+
+    run("airflow", "dags", "reserialize")
+    listed = json.loads(run("airflow", "dags", "list", "-o", "json", "--columns", "dag_id,is_paused"))
+    paused = {row["dag_id"]: row["is_paused"] for row in listed}
+    bundled = {f"mlops_{kind}__credit_risk" for kind in ("ct", "drift", "score", "rollback")}
+    assert bundled <= set(paused), paused
+    assert all(str(paused[dag_id]).lower() == "true" for dag_id in bundled), paused
+
+    providers = json.loads(run("airflow", "providers", "list", "-o", "json"))
+    assert any(p["package_name"] == "airflow-provider-mlops" for p in providers), providers
+    hooks = json.loads(run("airflow", "providers", "hooks", "-o", "json"))
+    assert any(h.get("connection_type") == "mlflow" for h in hooks), hooks
