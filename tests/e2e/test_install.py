@@ -76,6 +76,12 @@ def test_init_into_an_existing_airflow_lists_the_bundled_dags_paused(wheel_venv,
         assert completed.returncode == 0, f"{command}: {completed.stdout[-2000:]}{completed.stderr[-3000:]}"
         return completed.stdout
 
+    def listed_json(*command: str) -> list:
+        """Airflow's CLI prints warnings (graphviz missing...) on stdout before its JSON: take the JSON line."""
+        lines = [line for line in run(*command).splitlines() if line.startswith("[")]
+        assert lines, f"{command}: no JSON list in the output"
+        return json.loads(lines[-1])
+
     run("airflow", "db", "migrate")
     written = run("airflow-mlops", "init")  # the DAGs folder comes from AIRFLOW__CORE__DAGS_FOLDER
     dags = tmp_path / "dags"
@@ -86,13 +92,13 @@ def test_init_into_an_existing_airflow_lists_the_bundled_dags_paused(wheel_venv,
     assert "kept" in again and "# edited by the team" in (dags / "configs" / "credit_risk.yaml").read_text()
 
     run("airflow", "dags", "reserialize")
-    listed = json.loads(run("airflow", "dags", "list", "-o", "json", "--columns", "dag_id,is_paused"))
+    listed = listed_json("airflow", "dags", "list", "-o", "json", "--columns", "dag_id,is_paused")
     paused = {row["dag_id"]: row["is_paused"] for row in listed}
     bundled = {f"mlops_{kind}__credit_risk" for kind in ("ct", "drift", "score", "rollback")}
     assert bundled <= set(paused), paused
     assert all(str(paused[dag_id]).lower() == "true" for dag_id in bundled), paused
 
-    providers = json.loads(run("airflow", "providers", "list", "-o", "json"))
+    providers = listed_json("airflow", "providers", "list", "-o", "json")
     assert any(p["package_name"] == "airflow-provider-mlops" for p in providers), providers
-    hooks = json.loads(run("airflow", "providers", "hooks", "-o", "json"))
+    hooks = listed_json("airflow", "providers", "hooks", "-o", "json")
     assert any(h.get("connection_type") == "mlflow" for h in hooks), hooks
