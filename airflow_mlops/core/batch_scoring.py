@@ -15,7 +15,8 @@ PREDICTION_COLUMNS = {"scoring_run": "TEXT", "entity_id": "TEXT", "score": "DOUB
 
 def score_chunk(chunk, config, models: dict[str, tuple[str, Any]], deployment, run: str, scored_at: str,
                 counts: dict[str, int]) -> tuple[list[tuple], list[tuple]]:
-    """(prediction log rows, published rows) of one chunk; ``counts`` is updated in place.
+    """(prediction log rows, published rows) of one chunk; ``counts`` is updated in place. Log rows (both arms'
+    scores, bucket, weight, step) only during a canary.
 
     Raises ``DataProblem`` for a row without an entity id. Rows with values that are not numbers are not scored
     (counted as ``rejected``).
@@ -49,18 +50,23 @@ def score_chunk(chunk, config, models: dict[str, tuple[str, Any]], deployment, r
     for arm, (version, _) in models.items():
         published = to_challenger if arm == names.CHALLENGER else ~to_challenger
         counts[arm] += int(published.sum())
-        canary_id = deployment.canary_id if active else None
-        step = deployment.step if active else None
+        if not active:
+            continue  # the log is the canary's evidence; without one, the predictions table is the whole record
+        canary_id, step = deployment.canary_id, deployment.step
         log_rows.extend(zip([config.model] * len(frame), [run] * len(frame), entities, [version] * len(frame),
                             [arm] * len(frame), scores[arm].tolist(), published.astype(int).tolist(),
-                            [None if np.isnan(b) else float(b) for b in bucket_values],
-                            [weight if active else None] * len(frame), [canary_id] * len(frame),
+                            bucket_values.tolist(), [weight] * len(frame), [canary_id] * len(frame),
                             [step] * len(frame), [scored_at] * len(frame), strict=True))
     champion_version = models[names.CHAMPION][0]
     challenger_version = models[names.CHALLENGER][0] if active else None
     published_score = np.where(to_challenger, scores.get(names.CHALLENGER, scores[names.CHAMPION]),
                                scores[names.CHAMPION])
-    published_rows = [(run, entity, float(value), challenger_version if chal else champion_version,
-                       names.CHALLENGER if chal else names.CHAMPION, scored_at)
-                      for entity, value, chal in zip(entities, published_score, to_challenger, strict=True)]
+    n = len(frame)
+    if to_challenger.any():
+        versions = np.where(to_challenger, challenger_version, champion_version).tolist()
+        arms = np.where(to_challenger, names.CHALLENGER, names.CHAMPION).tolist()
+    else:
+        versions, arms = [champion_version] * n, [names.CHAMPION] * n
+    published_rows = list(zip([run] * n, entities.tolist(), published_score.tolist(), versions, arms,
+                              [scored_at] * n, strict=True))
     return log_rows, published_rows

@@ -199,6 +199,8 @@ def test_canary_scoring_and_rollback_dags():
     dags = build_dags(parse_config(bundled_config(**{"canary.enabled": True, "gate.on_inconclusive": "approve"})),
                       "x.yaml")
     assert sorted(dags) == sorted([*BUNDLED_DAGS, "mlops_canary__credit_risk"])
+    # A CT system must not start promoting because a file appeared: every bundled DAG starts paused.
+    assert all(dag.is_paused_upon_creation is True for dag in dags.values())
     ct = dags["mlops_ct__credit_risk"]
     assert ct.get_task("route_challenger").downstream_task_ids == {"promote", "start_canary", "approve_challenger"}
     assert [a.uri for a in ct.get_task("start_canary").outlets] == ["mlops://credit_risk/canary"]
