@@ -43,6 +43,7 @@ bench: install
 	$(VENV)/bin/python bench/drift.py
 	$(VENV)/bin/python bench/scoring.py
 	$(VENV)/bin/python bench/canary.py
+	$(VENV)/bin/python bench/data_load.py
 
 lint: install
 	$(VENV)/bin/ruff check airflow_mlops tests dags bench

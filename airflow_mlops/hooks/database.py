@@ -20,6 +20,7 @@ from airflow_mlops.core.errors import DataSourceError, is_transient
 from airflow_mlops.hooks.dialects import PARAM, Dialect, dialect_for, naive_utc, strip_statement
 
 log = logging.getLogger(__name__)
+_FALLBACK_NOTED = False  # the missing postgres-fast extra is logged once per process
 TS_ALIAS = "__mlops_ts"
 
 
@@ -193,6 +194,20 @@ class Database:
 
     # --- reading ------------------------------------------------------------------------------------------
 
+    def _fast_reads(self) -> bool:
+        """PostgreSQL reads go through ADBC (COPY into Arrow) when the ``postgres-fast`` extra is installed; without
+        it they fall back to psycopg, saying so once per process."""
+        if not (self.adbc_uri and self.dialect.name == "postgres"):
+            return False
+        if adbc_available():
+            return True
+        global _FALLBACK_NOTED
+        if not _FALLBACK_NOTED:
+            _FALLBACK_NOTED = True
+            log.warning("Reading PostgreSQL without the fast reader: the postgres-fast extra is not installed "
+                        "(pip install 'airflow-provider-mlops[postgres-fast]'); reads are several times slower")
+        return False
+
     def read_sql(self, sql: str, params: Sequence[Any] = (), *, settings: dict[str, str] | None = None):
         """A SELECT (written with :data:`PARAM` for bound values) as a DataFrame. ``settings``: PostgreSQL session
         settings for this query (``work_mem`` for a big join, say); ignored by SQLite."""
@@ -200,7 +215,7 @@ class Database:
 
         sql = strip_statement(sql)
         settings = settings if self.dialect.name == "postgres" else None
-        if self.adbc_uri and self.dialect.name == "postgres" and adbc_available():
+        if self._fast_reads():
             return self._read_adbc(sql, params, settings)
         with self.connection() as connection:
             cursor = connection.cursor()
@@ -224,7 +239,7 @@ class Database:
         if connection is not None:
             yield from self._iter_cursor(connection, sql, params, chunk_size)
             return
-        if self.adbc_uri and self.dialect.name == "postgres" and adbc_available():
+        if self._fast_reads():
             yield from self._iter_adbc(sql, params, chunk_size)
             return
         with self.connection() as opened:

@@ -192,3 +192,28 @@ def test_a_statement_that_returns_no_rows_is_a_clear_error(tmp_path):
     assert len(db.read_window(columns=["id"], timestamp_column="id", start=START, end=END, query=query,
                               timestamp_format="epoch_seconds").frame) == 0
     assert len(db.read_query(query)) == len(ROWS)
+
+
+def test_without_the_fast_extra_postgres_reads_fall_back_with_one_notice(postgres_schema, monkeypatch, caplog):
+    """The injected fault: the postgres-fast extra is not installed. Same rows (and streamed chunks), through
+    psycopg, and one logged notice naming the extra."""
+    import logging
+
+    import psycopg
+
+    from airflow_mlops.hooks import database
+
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
+        connection.execute(f'CREATE TABLE "{postgres_schema}".t AS SELECT g AS id, g * 0.5 AS x '
+                           "FROM generate_series(1, 2500) g")
+    db = Database.from_uri(POSTGRES_URL)
+    sql = f'SELECT id, x FROM "{postgres_schema}".t ORDER BY id'
+    fast = db.read_sql(sql)
+    monkeypatch.setattr(database, "adbc_available", lambda: False)
+    monkeypatch.setattr(database, "_FALLBACK_NOTED", False)
+    with caplog.at_level(logging.WARNING, logger=database.__name__):
+        slow = db.read_sql(sql)
+        chunks = list(db.iter_frames(sql, chunk_size=1000))
+    assert slow.astype(float).equals(fast.astype(float)) and [len(c) for c in chunks] == [1000, 1000, 500]
+    notices = [r.getMessage() for r in caplog.records if "postgres-fast" in r.getMessage()]
+    assert len(notices) == 1 and "without the fast reader" in notices[0]
