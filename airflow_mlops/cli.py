@@ -83,13 +83,17 @@ def _cmd_init(args) -> int:
     source = bundled_dags_dir()
     wanted = [(source / "mlops_credit_risk.py", dags / "mlops_credit_risk.py"),
               (source / "configs" / "credit_risk.yaml", dags / "configs" / "credit_risk.yaml")]
-    (dags / "configs").mkdir(parents=True, exist_ok=True)
-    for origin, target in wanted:
-        if target.exists() and not args.force:
-            print(f"kept {target} (exists; --force overwrites)")
-            continue
-        shutil.copy(origin, target)
-        print(f"wrote {target}")
+    try:
+        (dags / "configs").mkdir(parents=True, exist_ok=True)
+        for origin, target in wanted:
+            if target.exists() and not args.force:
+                print(f"kept {target} (exists; --force overwrites)")
+                continue
+            shutil.copy(origin, target)
+            print(f"wrote {target}")
+    except OSError as error:  # a DAGs folder that is a file, not writable...: one line, status 2
+        print(f"airflow-mlops init: error: cannot write into {dags}: {error.strerror or error}", file=sys.stderr)
+        return 2
     print("Next: define the connections the config names (mlops_data: sqlite or postgres; mlflow_default: type "
           "mlflow), `airflow-mlops validate-config` the YAML, then switch mlops_ct__credit_risk on in the UI "
           "(every bundled DAG starts paused). More models: `airflow-mlops new-model <name>`.")
