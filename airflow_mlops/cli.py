@@ -283,12 +283,22 @@ def _cmd_rollback(args) -> int:
         deployments = Deployments(StateStore(SqlDataHook(data_conn_id=config.state_conn).database,
                                              schema=config.state_schema),
                                   MLflowHook(config.mlflow.conn_id), config.model, config.registered_model_name)
-        row = deployments.rollback(actor=f"cli:{getpass.getuser()}", reason=args.reason).deployment
+        before = deployments.state.get(config.model)
+        transition, alias_error = deployments.rollback(actor=f"cli:{getpass.getuser()}", reason=args.reason)
     except Exception as error:  # one line, status 2
         print(f"airflow-mlops rollback: error: {' '.join(str(error).split())[:1000]}", file=sys.stderr)
         return 2
-    print(f"{config.model}: champion is version {row.champion} again (was {row.previous_champion}); "
-          f"phase {row.phase}, row version {row.row_version}")
+    row = transition.deployment
+    if before is not None and before.canary_active:
+        print(f"{config.model}: the canary of version {before.challenger} is ended; version {row.champion} serves "
+              f"alone (phase {row.phase}, row version {row.row_version})")
+    else:
+        print(f"{config.model}: champion is version {row.champion} again (was {row.previous_champion}); "
+              f"phase {row.phase}, row version {row.row_version}")
+    if alias_error:
+        print(f"airflow-mlops rollback: warning: done in the deployment state, but the MLflow aliases were not moved "
+              f"({alias_error}); they follow at the next task of this model. Do not run the rollback again: it "
+              "would roll forward.", file=sys.stderr)
     return 0
 
 
@@ -331,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("configs", nargs="+")
     validate.set_defaults(func=_cmd_validate)
     rollback = commands.add_parser(
-        "rollback", help="restore a model's previous champion (ends a running canary)",
+        "rollback", help="end a running canary, or else restore the model's previous champion",
         description="Restore the previous champion through the deployment state's compare-and-set, then move the "
                     "MLflow aliases. Uses the Airflow connections the model config names.")
     rollback.add_argument("model")

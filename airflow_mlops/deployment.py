@@ -100,7 +100,13 @@ class Deployments:
         self.reconcile()
         return transition
 
-    def rollback(self, *, actor: str, reason: str = "") -> Transition:
+    def rollback(self, *, actor: str, reason: str = "") -> tuple[Transition, str | None]:
+        """(the transition, why the aliases could not be moved or None). A failed alias move does not undo or fail
+        the rollback: the state changed (the source of truth) and the aliases follow at the next task; raising
+        would invite a retry, and a second rollback rolls forward again."""
         transition = self.state.rollback(self.model, actor=actor, reason=reason)
-        self.reconcile()
-        return transition
+        try:
+            self.reconcile()
+        except Exception as error:
+            return transition, " ".join(str(error).split())[:500]
+        return transition, None

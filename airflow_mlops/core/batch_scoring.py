@@ -45,7 +45,16 @@ def score_chunk(chunk, config, models: dict[str, tuple[str, Any]], deployment, r
     weight = float(deployment.weight or 0.0) if active else 0.0
     bucket_values = buckets(entities, deployment.salt) if active else np.full(len(frame), np.nan)
     to_challenger = bucket_values < weight if active else np.zeros(len(frame), dtype=bool)
-    scores = {arm: score(model, frame, config) for arm, (_, model) in models.items()}
+    scores = {arm: np.asarray(score(model, frame, config), dtype=np.float64) for arm, (_, model) in models.items()}
+    broken = {arm: ~np.isfinite(values) for arm, values in scores.items()}
+    if broken[names.CHAMPION].any():
+        count = int(broken[names.CHAMPION].sum())
+        raise DataProblem([f"the champion (version {models[names.CHAMPION][0]}) gave {count} non-finite score(s) "
+                           "in this batch: nothing was written"])
+    if active:
+        # A challenger's NaN/inf is logged (its guardrails then fail) but never published: those entities get the
+        # champion's score, and the sample-ratio test sees the challenger's missing share.
+        to_challenger &= ~broken[names.CHALLENGER]
     log_rows = []
     for arm, (version, _) in models.items():
         published = to_challenger if arm == names.CHALLENGER else ~to_challenger

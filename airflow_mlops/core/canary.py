@@ -23,6 +23,8 @@ ACTIONS = (ADVANCE, HOLD, PROMOTE, ROLLBACK, ABORT, ASK)
 SHADOW, CANARY, PROMOTED, ROLLED_BACK, ABORTED = "shadow", "canary", "promoted", "rolled_back", "aborted"
 ACTIVE_PHASES = (SHADOW, CANARY)
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
+# Fewer labels of the rarer class than this and no metric is compared (one positive would decide a PR curve).
+MIN_PER_CLASS = 10
 CHAMPION_ARM, CHALLENGER_ARM = "champion", "challenger"
 
 
@@ -91,12 +93,43 @@ def compare_arms(metric: str, y, champion, challenger, *, confidence: float = 0.
 
 def guardrail_verdict(comparison: dict[str, Any], margin: float) -> str:
     """Non-inferiority: PASS when the interval's lower bound is above ``-margin``; FAIL when even its upper bound
-    is below (clearly worse by more than the margin); otherwise INCONCLUSIVE (more labels needed)."""
+    is below (clearly worse by more than the margin); otherwise INCONCLUSIVE (more labels needed). An interval that
+    is not a number (the challenger's scores were not all finite) is a FAIL: such a model cannot be trusted."""
+    if math.isnan(comparison["ci_low"]) or math.isnan(comparison["ci_high"]):
+        return FAIL
     if comparison["ci_low"] > -margin:
         return PASS
     if comparison["ci_high"] < -margin:
         return FAIL
     return INCONCLUSIVE
+
+
+def judge_guardrails(y, champion, challenger, guardrails: dict[str, float], *, min_labels: int,
+                     confidence: float = 0.95, seed: int = 0, on_error=None) -> tuple[list[dict[str, Any]], int, int]:
+    """Compare the arms on every guardrail when the labels allow it: ``(results, labelled, minority)``.
+
+    ``labelled`` is 0 while fewer than :data:`MIN_PER_CLASS` labels are of the rarer class (``minority``): one
+    positive would decide a precision-recall comparison. A metric that cannot be computed on these labels is
+    INCONCLUSIVE (``on_error(metric, error)`` is told), never a crash of the look.
+    """
+    y = np.asarray(y, dtype=np.float64)
+    minority = int(min((y == 1).sum(), (y != 1).sum())) if y.size else 0
+    comparable = minority >= MIN_PER_CLASS
+    results = []
+    for metric, margin in guardrails.items():
+        comparison = None
+        if comparable and y.size >= min_labels:
+            try:
+                comparison = compare_arms(metric, y, champion, challenger, confidence=confidence, seed=seed)
+            except ValueError as error:
+                if on_error is not None:
+                    on_error(metric, error)
+        if comparison is None:
+            results.append({"metric": metric, "margin": margin, "verdict": INCONCLUSIVE})
+        else:
+            results.append({"metric": metric, "margin": margin, "confidence": confidence, **comparison,
+                            "verdict": guardrail_verdict(comparison, margin)})
+    return results, (int(y.size) if comparable else 0), minority
 
 
 @dataclass
@@ -128,10 +161,18 @@ class CanaryState:
     early_promotion: bool = False
     on_timeout: str = ASK  # ask | rollback | promote
     srm_p_value: float = 0.001
+    row_weight: float | None = None  # the weight the deployment row is at (None: trust ``steps``)
 
     @property
     def weight(self) -> float:
         return self.steps[self.step]
+
+    @property
+    def steps_changed(self) -> bool:
+        """The config's steps no longer match the running canary (edited mid-canary)."""
+        if self.step >= len(self.steps):
+            return True
+        return self.row_weight is not None and abs(self.steps[self.step] - self.row_weight) > 1e-9
 
     @property
     def last_step(self) -> bool:
@@ -167,6 +208,11 @@ def decide(state: CanaryState, analysis: Analysis | None) -> Decision:
     """
     if state.phase not in ACTIVE_PHASES:
         return Decision(HOLD, f"no canary is running (phase {state.phase or 'none'}): nothing to decide")
+    if state.steps_changed:
+        weight = f"{state.row_weight:.0%}" if state.row_weight is not None else "unknown"
+        return Decision(HOLD, f"canary.steps changed while this canary runs (it is at step {state.step + 1}, weight "
+                              f"{weight}; the config now lists {list(state.steps)}): looks hold until the steps are "
+                              "restored or the canary is ended by hand (airflow-mlops rollback)")
     if analysis is None:
         return Decision(HOLD, "no analysis for this look")
     srm = analysis.srm

@@ -311,6 +311,9 @@ class CanaryConfig(_Strict):
     @field_validator("guardrails")
     @classmethod
     def _guardrails(cls, value: dict[str, float]) -> dict[str, float]:
+        if not value:
+            raise ValueError("at least one guardrail metric is needed: without one a canary would promote on label "
+                             "counts and the traffic split alone")
         unknown = sorted(set(value) - set(HIGHER_IS_BETTER))
         if unknown:
             raise ValueError(f"unknown metrics {unknown}; known: {sorted(HIGHER_IS_BETTER)}")
@@ -341,6 +344,16 @@ class ScoringConfig(_Strict):
     @classmethod
     def _table(cls, value: str | None) -> str | None:
         return _table_or_none(value)
+
+    @field_validator("predictions_table")
+    @classmethod
+    def _not_ours(cls, value: str | None) -> str | None:
+        from airflow_mlops.core.names import PROVIDER_TABLES
+
+        if value is not None and value.split(".")[-1].strip('"').lower() in PROVIDER_TABLES:
+            raise ValueError(f"{value!r} is one of the provider's own tables {list(PROVIDER_TABLES)}: scoring would "
+                             "overwrite the deployment state")
+        return value
 
     @field_validator("timestamp_column")
     @classmethod

@@ -78,6 +78,8 @@ DEPLOYMENTS_TABLE = "mlops_deployments"
 DEPLOYMENT_LOG_TABLE = "mlops_deployment_log"
 PREDICTION_LOG_TABLE = "mlops_prediction_log"
 CANARY_ANALYSIS_TABLE = "mlops_canary_analysis"
+PROVIDER_TABLES = (SCHEMA_VERSION_TABLE, DEPLOYMENTS_TABLE, DEPLOYMENT_LOG_TABLE, PREDICTION_LOG_TABLE,
+                   CANARY_ANALYSIS_TABLE)
 
 
 def model_version_uri(name: str, version: str | int) -> str:

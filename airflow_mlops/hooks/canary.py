@@ -42,30 +42,36 @@ class LabelSource:
         entity, label = d.quote(self.entity_id), d.quote(self.label)
         source = d.source_sql(table=self.table, query=self.query)
         # One label per entity (the largest if a source repeats it).
-        return (f"SELECT CAST({entity} AS TEXT) AS entity_id, MAX({label}) AS label "
-                f"FROM {source} WHERE {label} IS NOT NULL AND {entity} IS NOT NULL GROUP BY CAST({entity} AS TEXT)")
+        text = d.entity_text(entity)
+        return (f"SELECT {text} AS entity_id, MAX({label}) AS label "
+                f"FROM {source} WHERE {label} IS NOT NULL AND {entity} IS NOT NULL GROUP BY {text}")
 
 
 def _pairs_sql(state, model: str, canary_id: str, step: int, matured_before: datetime) -> tuple[str, list]:
-    """Both arms' scores of each prediction of the step's scoring runs whose label has had time to arrive (an
-    entity scored in two runs of one step counts twice: two predictions, one outcome)."""
+    """Both arms' scores of the step's predictions whose label has had time to arrive, one per entity: an entity
+    scored by several runs of one step (a window longer than the schedule, a customer table rescored daily) has one
+    outcome, so only its latest matured prediction counts; repeats would pass for independent evidence."""
     d = state.dialect
     log = d.quote(state.table(names.PREDICTION_LOG_TABLE))
-    sql = (f"SELECT c.entity_id AS entity_id, c.scored_at AS scored_at, c.score AS champion, h.score AS challenger "
+    sql = (f"SELECT entity_id, champion, challenger FROM (SELECT c.entity_id AS entity_id, c.score AS champion, "
+           f"h.score AS challenger, ROW_NUMBER() OVER (PARTITION BY c.entity_id "
+           f"ORDER BY c.scored_at DESC, c.scoring_run DESC) AS latest "
            f"FROM {log} c JOIN {log} h ON h.model = c.model AND h.scoring_run = c.scoring_run "
            f"AND h.entity_id = c.entity_id AND h.arm = {PARAM} "
            f"WHERE c.model = {PARAM} AND c.canary_id = {PARAM} AND c.step = {PARAM} AND c.arm = {PARAM} "
-           f"AND c.scored_at <= {PARAM}")
+           f"AND c.scored_at <= {PARAM}) ranked WHERE latest = 1")
     params = [names.CHALLENGER, model, canary_id, step, names.CHAMPION, data_time(matured_before)]
     return sql, params
 
 
 def published_counts(state, model: str, canary_id: str, step: int) -> dict[str, int]:
-    """How many entities each arm's score was published for in the step's scoring runs (for the SRM test)."""
+    """How many distinct entities each arm's score was published for in the step's scoring runs (for the SRM test).
+    Distinct: an entity's bucket is fixed for the canary, so a rescored entity is one observation, not several."""
     d = state.dialect
     log = d.quote(state.table(names.PREDICTION_LOG_TABLE))
-    frame = state.db.read_sql(f"SELECT arm, SUM(published) AS n FROM {log} WHERE model = {PARAM} AND "
-                              f"canary_id = {PARAM} AND step = {PARAM} GROUP BY arm", [model, canary_id, step])
+    frame = state.db.read_sql(f"SELECT arm, COUNT(DISTINCT entity_id) AS n FROM {log} WHERE model = {PARAM} AND "
+                              f"canary_id = {PARAM} AND step = {PARAM} AND published = 1 GROUP BY arm",
+                              [model, canary_id, step])
     counts = {names.CHAMPION: 0, names.CHALLENGER: 0}
     counts.update({row.arm: int(row.n or 0) for row in frame.itertuples()})
     return counts

@@ -102,6 +102,10 @@ class Dialect:
     def timestamp_param(self, value: datetime) -> Any:
         raise NotImplementedError
 
+    def entity_text(self, expression: str) -> str:
+        """An entity id as the text the prediction log stores (``core.categories.category_label``)."""
+        return f"CAST({expression} AS TEXT)"
+
     def window(self, column: str, fmt: str, start: datetime, end: datetime) -> tuple[str, list]:
         """SQL predicate and parameters of ``start <= time < end`` (UTC)."""
         ts = self.timestamp_expr(column, fmt)
@@ -125,6 +129,11 @@ class SqliteDialect(Dialect):
 
     def null_safe_equals(self, column_sql: str) -> str:
         return f"{column_sql} IS {PARAM}"
+
+    def entity_text(self, expression: str) -> str:
+        # A REAL id 7.0 is logged as '7' (category_label); SQLite's CAST would give '7.0' and never join.
+        return (f"(CASE WHEN typeof({expression}) = 'real' AND {expression} = CAST({expression} AS INTEGER) "
+                f"THEN CAST(CAST({expression} AS INTEGER) AS TEXT) ELSE CAST({expression} AS TEXT) END)")
 
     def table_exists(self, cursor, table: str) -> bool:
         cursor.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (self.table_name(table),))

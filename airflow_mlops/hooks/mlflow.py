@@ -321,6 +321,13 @@ class MLflowHook(BaseHook):
 
     # --- registry -----------------------------------------------------------------------------------------
 
+    def version_of_run(self, name: str, version: str | None, run_id: str) -> bool:
+        """Whether ``version`` of ``name`` was registered from ``run_id`` (a retried registration of one run)."""
+        if version is None:
+            return False
+        with self.session() as client:
+            return client.get_model_version(name, version).run_id == run_id
+
     def alias_version(self, name: str, alias: str) -> str | None:
         """The version an alias points to, or None when the alias or the model does not exist.
 

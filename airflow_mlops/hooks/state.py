@@ -289,6 +289,12 @@ class StateStore:
                 raise PromotionConflict(f"no deployment state for model {model!r}: it must be created first")
             if row.challenger == version:
                 return Transition(row, False)
+            if row.canary_active:
+                # The canary's challenger is scored, logged and judged under its canary id: swapping it would
+                # promote a version that never went through the canary.
+                raise CanaryRefused(f"a canary of {model} version {row.challenger} is running (phase {row.phase}, "
+                                    f"step {(row.step or 0) + 1}, weight {row.weight or 0:.0%}): version {version} "
+                                    "cannot become the challenger until it ends")
             now = _now()
             self.db.execute(cursor, f"UPDATE {self._t(names.DEPLOYMENTS_TABLE)} SET challenger = {PARAM}, "
                                     f"row_version = row_version + 1, updated_at = {PARAM}, updated_by = {PARAM} "
@@ -364,6 +370,9 @@ class StateStore:
                 raise CanaryRefused(f"no canary of {model} is running (phase {row.phase})")
             failed = (row.failed_looks or 0) + (1 if failed_look else 0)
             if action == "advance":
+                if next_step is None or next_weight is None or next_step <= (row.step or 0):
+                    raise ValueError(f"an advance needs a later step and its weight (got step {next_step}, weight "
+                                     f"{next_weight}; the canary is at step {row.step})")
                 changes = {"phase": "canary", "step": next_step, "weight": next_weight, "failed_looks": failed,
                            "step_started_at": _now()}
                 versions = (row.champion, row.challenger)
@@ -385,11 +394,17 @@ class StateStore:
                                            to_version=versions[1], actor=actor, reason=reason), True)
 
     def rollback(self, model: str, *, actor: str, reason: str = "") -> Transition:
-        """Restore ``previous_champion`` (the version it replaces becomes the previous one, to roll forward again).
-        A running canary ends with it."""
+        """By hand. During a canary: end it (the challenger's traffic stops, the champion it was judged against keeps
+        serving; action ``rollback_canary``). Otherwise: restore ``previous_champion`` (the version it replaces
+        becomes the previous one, to roll forward again)."""
         self.migrate()
         with self.db.transaction(exclusive=True) as cursor:
             row = self._fetch(cursor, model)
+            if row is not None and row.canary_active:
+                changes = {"challenger": None, "phase": "rolled_back", "weight": 0.0}
+                return Transition(self._update(cursor, row, changes, action="rollback_canary",
+                                               from_version=row.challenger, to_version=row.champion, actor=actor,
+                                               reason=reason), True)
             if row is None or row.previous_champion is None:
                 raise CanaryRefused(f"{model} has no previous champion to roll back to")
             changes = {"champion": row.previous_champion, "previous_champion": row.champion, "challenger": None,

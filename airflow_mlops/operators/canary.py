@@ -101,7 +101,8 @@ def canary_state(config, row, now):
                        failed_looks=row.failed_looks or 0, started_at=started, now=now,
                        min_labels=canary.min_labels_per_step, failure_limit=canary.failure_limit,
                        max_duration=canary.max_duration, early_promotion=canary.early_promotion,
-                       on_timeout=canary.on_timeout, srm_p_value=canary.srm_p_value)
+                       on_timeout=canary.on_timeout, srm_p_value=canary.srm_p_value,
+                       row_weight=None if row.weight is None else float(row.weight))
 
 
 class CanaryAnalysisOperator(MLOpsBaseOperator):
@@ -123,10 +124,11 @@ class CanaryAnalysisOperator(MLOpsBaseOperator):
     def execute(self, context) -> dict[str, Any]:
         from datetime import datetime, timezone
 
+        import numpy as np
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from airflow_mlops.core.canary import (CHALLENGER_ARM, CHAMPION_ARM, INCONCLUSIVE, Analysis, compare_arms,
-                                               decide, guardrail_verdict, srm_test)
+        from airflow_mlops.core.canary import (CHALLENGER_ARM, CHAMPION_ARM, MIN_PER_CLASS, Analysis, decide,
+                                               judge_guardrails, srm_test)
         from airflow_mlops.hooks.canary import (LabelSource, labelled_pairs, matured_prediction_count,
                                                 published_counts, store_analysis)
         from airflow_mlops.hooks.data import SqlDataHook
@@ -146,24 +148,22 @@ class CanaryAnalysisOperator(MLOpsBaseOperator):
         srm = srm_test(counts[CHAMPION_ARM], counts[CHALLENGER_ARM], float(row.weight or 0.0))
         matured_before = end - canary.label_delay
         pairs = labelled_pairs(state, labels, config.model, row.canary_id, row.step, matured_before)
-        y = pairs["label"].astype("float64").to_numpy() if len(pairs) else []
-        guardrails = []
-        enough = len(pairs) >= canary.min_labels_per_step and len(set(y)) == 2
-        for metric, margin in canary.guardrails.items():
-            if enough:
-                comparison = compare_arms(metric, y, pairs["champion"], pairs["challenger"],
-                                          confidence=canary.confidence, seed=config.training.seed)
-                guardrails.append({"metric": metric, "margin": margin, "confidence": canary.confidence,
-                                   **comparison, "verdict": guardrail_verdict(comparison, margin)})
-            else:
-                guardrails.append({"metric": metric, "margin": margin, "verdict": INCONCLUSIVE})
-        # One class only (every matured label a default, say): nothing can be compared yet, however many.
-        analysis = Analysis(labelled=len(pairs) if len(set(y)) == 2 else 0, srm=srm,
+        y = pairs["label"].astype("float64").to_numpy() if len(pairs) else np.array([])
+        guardrails, labelled, minority = judge_guardrails(
+            y, pairs["champion"], pairs["challenger"], canary.guardrails, min_labels=canary.min_labels_per_step,
+            confidence=canary.confidence, seed=config.training.seed,
+            on_error=lambda metric, error: self.log.warning("%s cannot be compared on these labels: %s", metric,
+                                                            error))
+        comparable = labelled > 0
+        analysis = Analysis(labelled=labelled, srm=srm,
                             guardrails=[g for g in guardrails if "ci_low" in g],
                             unlabelled=matured_prediction_count(state, config.model, row.canary_id, row.step,
                                                                 matured_before) - len(pairs))
         decision = decide(canary_state(config, row, datetime.now(timezone.utc)), analysis)
         reason = decision.reason
+        if len(pairs) and not comparable:
+            reason += (f" (only {minority} of the {len(pairs)} matured labels are of the rarer class: at least "
+                       f"{MIN_PER_CLASS} of each class are needed to compare the models)")
         if analysis.unlabelled:
             reason += (f" ({analysis.unlabelled} matured prediction(s) have no label yet: late outcomes, or "
                        "canary.labels does not match the logged entity ids)")
@@ -255,7 +255,8 @@ class CanaryDecisionOperator(MLOpsBaseOperator):
 
 
 class RollbackOperator(MLOpsBaseOperator):
-    """Restore the previous champion through the atomic path (a running canary ends).
+    """By hand, through the atomic path: end a running canary (the champion keeps serving), or else restore the
+    previous champion.
 
     :param reason: why (templated; the manual DAG passes its ``reason`` param)."""
 
@@ -270,10 +271,16 @@ class RollbackOperator(MLOpsBaseOperator):
     def execute(self, context) -> dict[str, Any]:
         from airflow_mlops.task_context import actor
 
-        row = self.deployments().rollback(actor=actor(context), reason=self.reason or "manual rollback").deployment
-        self.log.info("Rolled %s back: champion v%s (was v%s)", self.model_config.model, row.champion,
-                      row.previous_champion)
-        return {"champion": row.champion, "previous_champion": row.previous_champion, "phase": row.phase}
+        transition, alias_error = self.deployments().rollback(actor=actor(context),
+                                                              reason=self.reason or "manual rollback")
+        row = transition.deployment
+        self.log.info("Rolled %s back: champion v%s, previous v%s, phase %s", self.model_config.model, row.champion,
+                      row.previous_champion, row.phase)
+        if alias_error:  # not a failure: a retry would roll forward again
+            self.log.warning("The deployment state changed, but the MLflow aliases were not moved (%s); they follow "
+                             "at the next task of this model", alias_error)
+        return {"champion": row.champion, "previous_champion": row.previous_champion, "phase": row.phase,
+                "aliases_moved": alias_error is None}
 
 
 __all__ = ["CanaryAnalysisOperator", "CanaryApprovalOperator", "CanaryDecisionOperator", "RollbackOperator",

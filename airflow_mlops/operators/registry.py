@@ -78,11 +78,18 @@ class RegisterModelOperator(MLOpsBaseOperator):
                         names.DATA_FINGERPRINT: self.gate.get("data_fingerprint", ""),
                         names.GATE_CHAMPION_VERSION: self.gate.get("champion_version") or "",
                         names.REFIT: str(bool(self.gate.get("refit"))).lower()}
+        deployments = self.deployments()
+        row = deployments.current(actor=actor(context))
+        if row.canary_active and not hook.version_of_run(name, row.challenger, run_id):
+            # Registering now would swap the canary's challenger for a version that never went through it.
+            raise AirflowSkipException(
+                f"a canary of {config.model} version {row.challenger} is running (phase {row.phase}, step "
+                f"{(row.step or 0) + 1}, weight {row.weight or 0:.0%}): this challenger (gate "
+                f"{self.gate['verdict']}) is not registered; the next run after the canary ends will train again")
         source = f"{run.info.artifact_uri.rstrip('/')}/{integrity.get(names.MODEL_ARTIFACT_PATH, 'model')}"
         version = hook.find_or_create_version(name, run_id=run_id, source=source, tags=version_tags)
         hook.set_version_tags(name, version, integrity)  # a version created by an earlier try keeps its tags
         self.persist_links(context, model_version=model_version_url(self.ui_url, name, version))
-        deployments = self.deployments()
         if deployments.current(actor=actor(context)).challenger != version:
             self._verify_and_smoke_test(name, version, run_id)
         deployments.register_challenger(version, actor=actor(context))
@@ -167,6 +174,8 @@ class PromoteModelOperator(MLOpsBaseOperator):
         ok, why = approved(self.gate, self.approval)
         if not ok:
             raise AirflowSkipException(f"not promoting: {why}")
+        if not self.registration:  # register was skipped (a canary is running, say): nothing to promote
+            raise AirflowSkipException("not promoting: no version was registered by this run")
         name, new = self.registration["name"], str(self.registration["version"])
         expected = self.gate.get("champion_version")
         self.persist_links(context, model_version=model_version_url(self.ui_url, name, new))

@@ -51,9 +51,11 @@ class BatchScoringOperator(MLOpsBaseOperator):
         from airflow_mlops.task_context import actor
 
         config = self.model_config
-        deployment = self.deployments().current(actor=actor(context))
+        deployments = self.deployments()
+        deployment = deployments.current(actor=actor(context))
         if deployment.champion is None:
             raise AirflowSkipException(f"{config.model} has no champion yet: nothing to score with")
+        deployments.reconcile()  # aliases that a crash (or a failed move) left behind follow the state again
         end = resolve_window_end(self.window_end, context, config.model)
         models = self._models(deployment)
         source = SqlDataHook(data_conn_id=config.scoring.conn_id or config.data.conn_id)
@@ -89,50 +91,3 @@ class BatchScoringOperator(MLOpsBaseOperator):
                     + ("; roll the canary back (airflow-mlops rollback)" if arm == names.CHALLENGER else "")
                 ) from error
         return models
-
-    def _score_chunk(self, chunk, models, deployment, run: str, scored_at: str, counts: dict):
-        import numpy as np
-
-        from airflow_mlops.core.canary import buckets
-        from airflow_mlops.core.categories import category_labels
-        from airflow_mlops.core.coercion import coerce_to_config
-        from airflow_mlops.core.data_checks import DataProblem
-        from airflow_mlops.core.training import score
-
-        config = self.model_config
-        data = config.data
-        missing = int(chunk[data.entity_id].isna().sum())
-        if missing:
-            raise DataProblem([f"{missing} row(s) of the batch have no {data.entity_id}: they cannot be scored, "
-                               "published or joined with labels; nothing was written"])
-        coerced = coerce_to_config(chunk, data)
-        counts["rejected"] += len(coerced.rejected)
-        frame = coerced.frame
-        if frame.empty:
-            return [], []
-        entities = category_labels(frame[data.entity_id]).to_numpy()
-        counts["rows"] += len(frame)
-        active = deployment.canary_active and names.CHALLENGER in models
-        weight = float(deployment.weight or 0.0) if active else 0.0
-        bucket_values = buckets(entities, deployment.salt) if active else np.full(len(frame), np.nan)
-        to_challenger = bucket_values < weight if active else np.zeros(len(frame), dtype=bool)
-        scores = {arm: score(model, frame, config) for arm, (_, model) in models.items()}
-        log_rows = []
-        for arm, (version, _) in models.items():
-            published = to_challenger if arm == names.CHALLENGER else ~to_challenger
-            counts[arm] += int(published.sum())
-            canary_id = deployment.canary_id if active else None
-            step = deployment.step if active else None
-            log_rows.extend(zip([config.model] * len(frame), [run] * len(frame), entities, [version] * len(frame),
-                                [arm] * len(frame), scores[arm].tolist(), published.astype(int).tolist(),
-                                [None if np.isnan(b) else float(b) for b in bucket_values],
-                                [weight if active else None] * len(frame), [canary_id] * len(frame),
-                                [step] * len(frame), [scored_at] * len(frame), strict=True))
-        champion_version = models[names.CHAMPION][0]
-        challenger_version = models[names.CHALLENGER][0] if active else None
-        published_score = np.where(to_challenger, scores.get(names.CHALLENGER, scores[names.CHAMPION]),
-                                   scores[names.CHAMPION])
-        published_rows = [(run, entity, float(value), challenger_version if chal else champion_version,
-                           names.CHALLENGER if chal else names.CHAMPION, scored_at)
-                          for entity, value, chal in zip(entities, published_score, to_challenger, strict=True)]
-        return log_rows, published_rows

@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from airflow_mlops.core.canary import (ABORT, ADVANCE, ASK, FAIL, HOLD, INCONCLUSIVE, PASS, PROMOTE, ROLLBACK,
-                                       Analysis, CanaryState, auc_variance_per_entity, bucket, buckets, compare_arms,
-                                       decide, guardrail_verdict, labels_needed, srm_test)
+from airflow_mlops.core.canary import (ABORT, ADVANCE, ASK, FAIL, HOLD, INCONCLUSIVE, MIN_PER_CLASS, PASS, PROMOTE,
+                                       ROLLBACK, Analysis, CanaryState, auc_variance_per_entity, bucket, buckets,
+                                       compare_arms, decide, guardrail_verdict, judge_guardrails, labels_needed,
+                                       srm_test)
 
 IDS = [f"loan-{i}" for i in range(20_000)]
 
@@ -163,3 +164,49 @@ def test_a_humans_answer_to_ask():
     assert answered(ASK, "why", ["Rollback"])[0] == ROLLBACK
     assert answered(ASK, "why", None) == (ROLLBACK, "rolled back: the question was answered by nobody; why")
     assert answered(HOLD, "why", ["Promote"]) == (HOLD, "why")
+
+
+@pytest.mark.parametrize("steps,row_weight", [((0.0, 0.5), 0.05), ((0.0,), 0.05), ((0.0, 0.05), 0.05)])
+def test_steps_edited_while_a_canary_runs_hold_instead_of_promoting_or_crashing(steps, row_weight):
+    """The row is at step 2 (5%); the YAML's steps were edited. [0, 0.5] would read step 2 as the last (50%) step
+    and promote on evidence gathered at 5%; [0] would index past the end."""
+    analysis = Analysis(labelled=900, srm=srm_test(855, 45, 0.05), guardrails=[_guardrail(PASS)])
+    decision = decide(_state(step=1, steps=steps, row_weight=row_weight), analysis)
+    if steps == (0.0, 0.05):  # unchanged steps: the last step passed
+        assert decision.action == PROMOTE
+    else:
+        assert decision.action == HOLD and decision.reason.startswith("canary.steps changed while this canary runs")
+
+
+def test_an_interval_that_is_not_a_number_fails_the_guardrail():
+    # A challenger with one NaN score among 500: every metric's interval is NaN; it must never sit INCONCLUSIVE
+    # until a timeout (on_timeout: promote would promote it).
+    rng = np.random.default_rng(3)
+    y = (rng.random(500) < 0.3).astype(int)
+    champion = np.clip(0.3 + 0.3 * y + rng.normal(0, 0.2, 500), 0.01, 0.99)
+    challenger = champion.copy()
+    challenger[7] = np.nan
+    for metric in ("roc_auc", "log_loss", "brier"):
+        comparison = compare_arms(metric, y, champion, challenger)
+        assert guardrail_verdict(comparison, 0.01) == FAIL, metric
+    assert guardrail_verdict({"ci_low": -np.inf, "ci_high": np.inf}, 0.01) == INCONCLUSIVE  # n = 1: just unknown
+
+
+def test_a_rare_class_is_not_compared_until_each_class_has_enough_labels():
+    rng = np.random.default_rng(4)
+    champion, challenger = rng.random(500), rng.random(500)  # two random models
+    errors = []
+    for positives, comparable in ((1, False), (MIN_PER_CLASS - 1, False), (MIN_PER_CLASS, True)):
+        y = np.zeros(500)
+        y[:positives] = 1
+        results, labelled, minority = judge_guardrails(
+            y, champion, challenger, {"roc_auc": 0.01, "average_precision": 0.01, "f1": 0.01}, min_labels=300,
+            on_error=lambda metric, error: errors.append(metric))
+        assert minority == positives and (labelled == 500) is comparable
+        if not comparable:  # one positive used to crash DeLong, or decide a PR comparison with a narrow interval
+            assert {r["verdict"] for r in results} == {INCONCLUSIVE} and all("ci_low" not in r for r in results)
+    assert errors == []
+    # Below min_labels nothing is compared either, however balanced.
+    results, labelled, _ = judge_guardrails(np.arange(100) % 2, champion[:100], challenger[:100], {"roc_auc": 0.01},
+                                            min_labels=300)
+    assert labelled == 100 and results[0]["verdict"] == INCONCLUSIVE and "ci_low" not in results[0]

@@ -167,6 +167,9 @@ def test_recursive_aliases_and_duplicate_keys_are_refused(tmp_path, text, reason
     ({"training.seed": -1}, "training.seed", "greater than or equal to 0"),
     ({"data.entity_id": "applied_at"}, "data.entity_id", "is also the timestamp column"),
     ({"data.conn_id": ""}, "data.conn_id", "at least 1 character"),
+    ({"canary.guardrails": {}}, "canary.guardrails", "at least one guardrail metric is needed"),
+    ({"scoring.predictions_table": "mlops_deployments"}, "scoring.predictions_table", "the provider's own tables"),
+    ({"scoring.predictions_table": "ml.MLOPS_PREDICTION_LOG"}, "scoring.predictions_table", "would overwrite"),
 ])
 def test_more_config_errors_found_by_probing(tmp_path, overrides, field, reason):
     path = write(tmp_path, bundled_config(**overrides))
@@ -182,3 +185,9 @@ def test_validate_config_checks_expectation_arguments_with_great_expectations(tm
     path = write(tmp_path, bundled_config(**{"validation.expectations": bad}))
     assert main(["validate-config", str(path)]) == 2
     assert "validation.expectations.0 (expect_column_values_to_be_between)" in capsys.readouterr().err
+
+
+def test_a_parsed_config_round_trips_through_its_json_dump():
+    """Operators receive ``model_dump(mode="json")`` and parse it again: every default must validate explicitly."""
+    config = parse_config(bundled_config(**{"canary.enabled": True}))
+    assert parse_config(config.model_dump(mode="json")) == config

@@ -202,3 +202,35 @@ def test_concurrent_decisions_on_one_deployment_exactly_one_applies(store_spec):
                for r in results if not r["applied"])
     decisions = [r["action"] for r in state.history("m") if r["action"].startswith("canary_")]
     assert decisions == [f"canary_{winners[0]}"]
+
+
+def test_a_running_canary_keeps_its_challenger_and_rejects_a_malformed_advance(store_spec):
+    from airflow_mlops.core.errors import CanaryRefused
+
+    state = store(store_spec)
+    state.ensure("m", registered_model="m", champion="1", actor="import")
+    row = state.start_canary("m", challenger="2", expected_champion="1", steps=[0.0, 0.05, 0.5], actor="ct").deployment
+    # A weekly CT run registers v3 while v2's canary runs: v3 must not inherit v2's canary (and be promoted by it).
+    with pytest.raises(CanaryRefused, match="a canary of m version 2 is running .* version 3 cannot become"):
+        state.set_challenger("m", "3", actor="ct-next-week")
+    assert state.set_challenger("m", "2", actor="retry").applied is False  # the same challenger: a no-op
+    with pytest.raises(ValueError, match="an advance needs a later step and its weight"):
+        state.apply_canary_decision("m", row_version=row.row_version, action="advance", reason="", actor="t")
+    after = state.get("m")
+    assert (after.challenger, after.step, after.weight, after.row_version) == ("2", 0, 0.0, row.row_version)
+
+
+def test_rollback_by_hand_ends_a_canary_and_keeps_the_champion(store_spec):
+    from airflow_mlops.core.errors import CanaryRefused
+
+    state = store(store_spec)
+    state.ensure("m", registered_model="m", champion="1", actor="import")
+    # The first model's canary: nothing to restore, but the canary can always be stopped.
+    state.start_canary("m", challenger="2", expected_champion="1", steps=[0.0, 0.5], actor="ct")
+    ended = state.rollback("m", actor="oncall", reason="stop it").deployment
+    assert (ended.champion, ended.previous_champion, ended.challenger, ended.phase) == ("1", None, None,
+                                                                                         "rolled_back")
+    assert state.history("m")[-1]["action"] == "rollback_canary"
+    with pytest.raises(CanaryRefused, match="no previous champion"):  # no canary, nothing to restore
+        state.rollback("m", actor="oncall")
+    assert state.get("m").row_version == ended.row_version

@@ -139,25 +139,64 @@ def test_rollback_by_command_and_by_dag_param_through_the_atomic_path(project, c
     start_canary(project, model)
     config = str(project.dags_folder / "configs" / f"{model}.yaml")
     state = project.state(model)
-    # Nothing to roll back to yet: refused, the running canary untouched.
-    assert main(["rollback", model, "--config", config]) == 2
-    assert "has no previous champion to roll back to" in capsys.readouterr().err
     row = state.get(model)
     assert row.phase == "shadow"
-    # v2 wins its canary; then a canary of v3 runs when someone rolls back: it ends, v1 serves again.
+    # v2 wins its canary; then a canary of v3 runs when someone rolls back: the canary ends, v2 keeps serving.
     state.apply_canary_decision(model, row_version=row.row_version, action="promote", reason="test", actor="t")
     version_2 = project.client.get_model_version(model, "2")
     project.client.create_model_version(model, version_2.source, run_id=version_2.run_id)
     state.start_canary(model, challenger="3", expected_champion="2", steps=[0.0], actor="t")
     assert main(["rollback", model, "--config", config, "--reason", "paged at 3am"]) == 0
-    assert "champion is version 1 again (was 2)" in capsys.readouterr().out
+    assert "the canary of version 3 is ended; version 2 serves alone" in capsys.readouterr().out
     row = state.get(model)
-    assert (row.champion, row.previous_champion, row.challenger, row.phase) == ("1", "2", None, "rolled_back")
-    assert project.mlflow.alias_version(model, "champion") == "1"
+    assert (row.champion, row.previous_champion, row.challenger, row.phase) == ("2", "1", None, "rolled_back")
+    assert project.mlflow.alias_version(model, "champion") == "2"
     assert project.mlflow.alias_version(model, "challenger") is None
+    assert state.history(model)[-1]["action"] == "rollback_canary"
     assert state.history(model)[-1]["reason"] == "paged at 3am"
+    # No canary now: the next rollback restores the previous champion.
+    assert main(["rollback", model, "--config", config, "--reason", "v2 misbehaves"]) == 0
+    assert "champion is version 1 again (was 2)" in capsys.readouterr().out
+    assert (state.get(model).champion, state.get(model).previous_champion) == ("1", "2")
+    assert project.mlflow.alias_version(model, "champion") == "1"
     # Roll forward again with the manual-trigger DAG and its reason param: the same atomic path.
     dag = DagBag(str(project.dags_folder)).get_dag(f"mlops_rollback__{model}")
     assert str(dag.test(run_conf={"reason": "roll forward"}).state) == "success"
     assert (state.get(model).champion, state.history(model)[-1]["reason"]) == ("2", "roll forward")
     assert project.mlflow.alias_version(model, "champion") == "2"
+
+
+def test_a_ct_run_during_a_canary_does_not_register_over_its_challenger(project):
+    model = "canary_busy"
+    start_canary(project, model)
+    third = SECOND + timedelta(days=7)
+    project.grow(third)
+    run = project.run(model, third)  # next week's scheduled training while v2's canary runs
+    assert run["tasks"]["register"] == "skipped" and run["tasks"]["start_canary"] == "skipped", run["tasks"]
+    assert run["tasks"]["promote"] == "skipped"
+    row = project.state(model).get(model)
+    assert (row.phase, row.champion, row.challenger) == ("shadow", "1", "2")
+    assert sorted(int(v.version) for v in project.client.search_model_versions(f"name = '{model}'")) == [1, 2]
+
+
+def test_a_rollback_whose_alias_move_fails_is_done_and_says_so(project, capsys):
+    from airflow_mlops.cli import main
+    from airflow_mlops.hooks.mlflow import MLflowHook
+    from tests.operators.test_retries import once
+
+    model = "rollback_alias"
+    start_canary(project, model)
+    config = str(project.dags_folder / "configs" / f"{model}.yaml")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(MLflowHook, "set_alias", once(MLflowHook.set_alias, after=False))
+        assert main(["rollback", model, "--config", config]) == 0
+    out, err = capsys.readouterr()
+    assert "the canary of version 2 is ended" in out
+    assert "the MLflow aliases were not moved" in err and "Do not run the rollback again" in err
+    row = project.state(model).get(model)
+    assert (row.phase, row.champion, row.challenger) == ("rolled_back", "1", None)
+    # The next task of the model reconciles the aliases from the state.
+    project.grow(SECOND + timedelta(days=1))
+    assert run_dag(f"mlops_score__{model}", SECOND + timedelta(days=1))["state"] == "success"
+    assert project.mlflow.alias_version(model, "challenger") is None
+    assert project.mlflow.alias_version(model, "champion") == "1"

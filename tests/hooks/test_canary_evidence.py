@@ -1,0 +1,62 @@
+"""The canary's evidence read from the prediction log: an entity scored by several runs of one step is one
+observation (one outcome, one fixed bucket), for the labelled pairs and for the published split alike."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+
+import pytest
+
+from airflow_mlops.core import names
+from airflow_mlops.hooks.canary import (LabelSource, labelled_pairs, matured_prediction_count,
+                                        published_counts)
+from airflow_mlops.hooks.database import Database
+from airflow_mlops.hooks.state import StateStore
+
+
+@pytest.fixture
+def evidence(tmp_path):
+    """200 entities, each scored by 7 daily runs of one step (a 7-day window scored daily); 50 published by the
+    challenger. Labels for all of them; the latest run's scores differ from the earlier runs' on purpose."""
+    path = tmp_path / "state.db"
+    database = Database.from_uri(f"sqlite:///{path}")
+    state = StateStore(database)
+    state.migrate()
+    rows = []
+    for run in range(7):
+        for entity in range(200):
+            to_challenger = entity < 50
+            for arm, version, score in (("champion", "1", 0.1 * (run + 1) / 7), ("challenger", "2", 0.2)):
+                published = int(to_challenger == (arm == "challenger"))
+                rows.append(("m", f"run-{run}", f"E{entity}", version, arm, score, published, 0.5, 0.25, "c1", 1,
+                             f"2025-01-0{run + 1}T00:00:00"))
+    with sqlite3.connect(path) as connection:
+        connection.executemany(f"INSERT INTO {names.PREDICTION_LOG_TABLE} VALUES "
+                               "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        connection.execute("CREATE TABLE outcomes (entity_id TEXT, label INTEGER)")
+        connection.executemany("INSERT INTO outcomes VALUES (?, ?)", [(f"E{i}", i % 2) for i in range(200)])
+    return state, LabelSource(database, "outcomes", None, "entity_id", "label")
+
+
+def test_rescored_entities_count_once_in_pairs_and_in_the_split(evidence):
+    state, labels = evidence
+    pairs = labelled_pairs(state, labels, "m", "c1", 1, datetime(2025, 2, 1))
+    assert len(pairs) == 200  # not 1,400: seven predictions of one outcome are not seven observations
+    assert set(pairs["champion"].round(6)) == {0.1}  # each entity's latest matured prediction
+    assert matured_prediction_count(state, "m", "c1", 1, datetime(2025, 2, 1)) == 200
+    assert published_counts(state, "m", "c1", 1) == {"champion": 150, "challenger": 50}
+    # Only runs whose labels have matured count: up to the third run, its scores are the latest.
+    early = labelled_pairs(state, labels, "m", "c1", 1, datetime(2025, 1, 3))
+    assert len(early) == 200 and set(early["champion"].round(6)) == {round(0.1 * 3 / 7, 6)}
+
+
+def test_real_valued_ids_join_their_labels_as_the_log_writes_them(evidence, tmp_path):
+    """Scoring logs an id read as 7.0 as '7' (category_label); a labels table with REAL ids must match it."""
+    state, labels = evidence
+    with sqlite3.connect(tmp_path / "state.db") as connection:
+        connection.execute("UPDATE mlops_prediction_log SET entity_id = substr(entity_id, 2)")  # 'E7' -> '7'
+        connection.execute("CREATE TABLE real_outcomes (id REAL, label INTEGER)")
+        connection.executemany("INSERT INTO real_outcomes VALUES (?, ?)", [(float(i), i % 2) for i in range(200)])
+    real = LabelSource(labels.database, "real_outcomes", None, "id", "label")
+    assert len(labelled_pairs(state, real, "m", "c1", 1, datetime(2025, 2, 1))) == 200
