@@ -265,14 +265,13 @@ def _config_path(args) -> Path:
 
 
 def _cmd_rollback(args) -> int:
-    """Restore the previous champion through the same compare-and-set as every promotion (ends a canary)."""
+    """End a running canary, or else restore the previous champion, through the same compare-and-set as every
+    promotion."""
     import getpass
 
     from airflow_mlops.core.errors import MLOpsError
     from airflow_mlops.deployment import Deployments
-    from airflow_mlops.hooks.data import SqlDataHook
     from airflow_mlops.hooks.mlflow import MLflowHook
-    from airflow_mlops.hooks.state import StateStore
 
     try:
         from airflow_mlops.core.config import load_config
@@ -280,9 +279,7 @@ def _cmd_rollback(args) -> int:
         config = load_config(_config_path(args))
         if config.model != args.model:
             raise MLOpsError(f"{_config_path(args)} configures model {config.model!r}, not {args.model!r}")
-        deployments = Deployments(StateStore(SqlDataHook(data_conn_id=config.state_conn).database,
-                                             schema=config.state_schema),
-                                  MLflowHook(config.mlflow.conn_id), config.model, config.registered_model_name)
+        deployments = Deployments.of(config, MLflowHook(config.mlflow.conn_id))
         before = deployments.state.get(config.model)
         transition, alias_error = deployments.rollback(actor=f"cli:{getpass.getuser()}", reason=args.reason)
     except Exception as error:  # one line, status 2

@@ -15,6 +15,14 @@ from airflow_mlops.core.errors import MLOpsError
 from airflow_mlops.hooks.state import Deployment, StateStore, Transition
 
 
+def state_store(config, conn_id: str | None = None) -> StateStore:
+    """The deployment state of a model config: its state connection (default the data connection; ``conn_id``
+    overrides it) and schema."""
+    from airflow_mlops.hooks.data import SqlDataHook
+
+    return StateStore(SqlDataHook(data_conn_id=conn_id or config.state_conn).database, schema=config.state_schema)
+
+
 @dataclass
 class Deployments:
     """The state store and the MLflow hook of one model config."""
@@ -23,6 +31,11 @@ class Deployments:
     mlflow: object  # MLflowHook
     model: str
     registered_model: str
+
+    @classmethod
+    def of(cls, config, mlflow, state_conn_id: str | None = None) -> Deployments:
+        """The deployments of a model config, with this MLflow hook."""
+        return cls(state_store(config, state_conn_id), mlflow, config.model, config.registered_model_name)
 
     def current(self, *, actor: str = "") -> Deployment:
         """The model's row; created from the registry aliases the first time (then reconciled from it)."""

@@ -265,15 +265,30 @@ class Database:
         finally:
             cursor.close()
 
-    def _iter_adbc(self, sql: str, params: Sequence[Any], chunk_size: int):
+    @contextmanager
+    def _adbc_query(self, sql: str, params: Sequence[Any], settings: dict[str, str] | None = None):
+        """An ADBC cursor that has run ``sql`` in a UTC session with these settings (read-only, and rolled back,
+        for a read-only database)."""
         import adbc_driver_postgresql.dbapi as adbc
+
+        # ADBC wraps the statement in COPY (...): a newline ends a trailing "-- comment" before its ")".
+        statement = self.dialect.finalize(strip_statement(sql), "numeric_dollar") + "\n"
+        with adbc.connect(self.adbc_uri) as connection, connection.cursor() as cursor:
+            cursor.execute("SET TIME ZONE 'UTC'")
+            for name, value in (settings or {}).items():
+                cursor.execute("SELECT set_config($1, $2, false)", (name, value))
+            if self.read_only:
+                cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+            cursor.execute(statement, tuple(params) if params else None)
+            yield cursor
+            if self.read_only:
+                connection.rollback()
+
+    def _iter_adbc(self, sql: str, params: Sequence[Any], chunk_size: int):
         import pyarrow as pa
 
-        statement = self.dialect.finalize(sql, "numeric_dollar") + "\n"
         try:
-            with adbc.connect(self.adbc_uri) as connection, connection.cursor() as cursor:
-                cursor.execute("SET TIME ZONE 'UTC'")
-                cursor.execute(statement, tuple(params) if params else None)
+            with self._adbc_query(sql, params) as cursor:
                 reader = cursor.fetch_record_batch()
                 pending, count = [], 0
                 for batch in reader:
@@ -348,21 +363,9 @@ class Database:
         return self.read_sql(f"SELECT * FROM ({strip_statement(query)}\n) AS mlops_query")
 
     def _read_adbc(self, sql: str, params: Sequence[Any], settings: dict[str, str] | None = None):
-        import adbc_driver_postgresql.dbapi as adbc
-
-        # ADBC wraps the statement in COPY (...): a newline ends a trailing "-- comment" before its ")".
-        statement = self.dialect.finalize(strip_statement(sql), "numeric_dollar") + "\n"
         try:
-            with adbc.connect(self.adbc_uri) as connection, connection.cursor() as cursor:
-                cursor.execute("SET TIME ZONE 'UTC'")
-                for name, value in (settings or {}).items():
-                    cursor.execute("SELECT set_config($1, $2, false)", (name, value))
-                if self.read_only:
-                    cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
-                cursor.execute(statement, tuple(params) if params else None)
+            with self._adbc_query(sql, params, settings) as cursor:
                 table = cursor.fetch_arrow_table()
-                if self.read_only:
-                    connection.rollback()
         except Exception as error:
             raise self.error("query", error) from error
         return table.to_pandas()

@@ -295,14 +295,9 @@ class StateStore:
                 raise CanaryRefused(f"a canary of {model} version {row.challenger} is running (phase {row.phase}, "
                                     f"step {(row.step or 0) + 1}, weight {row.weight or 0:.0%}): version {version} "
                                     "cannot become the challenger until it ends")
-            now = _now()
-            self.db.execute(cursor, f"UPDATE {self._t(names.DEPLOYMENTS_TABLE)} SET challenger = {PARAM}, "
-                                    f"row_version = row_version + 1, updated_at = {PARAM}, updated_by = {PARAM} "
-                                    f"WHERE model = {PARAM}", [version, now, actor, model])
-            row = self._fetch(cursor, model)
-            self._log(cursor, model, row.row_version, "register" if version else "clear_challenger", None, version,
-                      actor, reason, now)
-            return Transition(row, True)
+            return Transition(self._update(cursor, row, {"challenger": version},
+                                           action="register" if version else "clear_challenger", from_version=None,
+                                           to_version=version, actor=actor, reason=reason), True)
 
     # --- canary --------------------------------------------------------------------------------------------
 

@@ -61,13 +61,8 @@ class MLOpsBaseOperator(ModelConfigMixin, BaseOperator):
     def deployments(self, state_conn_id: str | None = None):
         """The model's deployment state (state connection) together with its MLflow aliases."""
         from airflow_mlops.deployment import Deployments
-        from airflow_mlops.hooks.data import SqlDataHook
-        from airflow_mlops.hooks.state import StateStore
 
-        config = self.model_config
-        database = SqlDataHook(data_conn_id=state_conn_id or config.state_conn).database
-        return Deployments(StateStore(database, schema=config.state_schema), self.mlflow_hook, config.model,
-                           config.registered_model_name)
+        return Deployments.of(self.model_config, self.mlflow_hook, state_conn_id)
 
     # --- idempotent MLflow runs -------------------------------------------------------------------------
 

@@ -10,7 +10,8 @@
 * ``CanaryApprovalOperator``: a human answers Promote / Rollback when the decision is ``ask`` (times out to Rollback).
 * ``CanaryDecisionOperator``: applies the decision to the deployment row the look was taken on (compare-and-set on
   its row version; a concurrent decision wins or loses whole) and reconciles the aliases. ``dry_run`` reports only.
-* ``RollbackOperator``: restores the previous champion (ending a canary), the same atomic path as the CLI.
+* ``RollbackOperator``: ends a running canary, or else restores the previous champion; the same atomic path as the
+  CLI.
 """
 
 from __future__ import annotations
@@ -168,19 +169,17 @@ class CanaryAnalysisOperator(MLOpsBaseOperator):
             reason += (f" ({analysis.unlabelled} matured prediction(s) have no label yet: late outcomes, or "
                        "canary.labels does not match the logged entity ids)")
         look = "/".join(run_identity(context))
-        stored = [{"model": config.model, "canary_id": row.canary_id, "look": look, "metric": g["metric"],
-                   "step": row.step, "weight": row.weight, "champion_value": g.get("champion"),
+        # One row per guardrail metric (a "-" row when none could be compared), sharing the look's fields.
+        shared = {"model": config.model, "canary_id": row.canary_id, "look": look, "step": row.step,
+                  "weight": row.weight, "n_labelled": int(len(pairs)), "srm_p_value": srm["p_value"],
+                  "decision": decision.action, "reason": reason[:4000],
+                  "created_at": datetime.now(timezone.utc).isoformat()}
+        stored = [{**shared, "metric": g["metric"], "champion_value": g.get("champion"),
                    "challenger_value": g.get("challenger"), "estimate": g.get("improvement"),
                    "ci_low": g.get("ci_low"), "ci_high": g.get("ci_high"), "margin": g["margin"],
-                   "method": g.get("method"), "n_labelled": int(len(pairs)),
-                   "n_champion_published": counts[CHAMPION_ARM], "n_challenger_published": counts[CHALLENGER_ARM],
-                   "srm_p_value": srm["p_value"], "verdict": g["verdict"], "decision": decision.action,
-                   "reason": reason[:4000], "created_at": datetime.now(timezone.utc).isoformat()}
-                  for g in guardrails] or [{"model": config.model, "canary_id": row.canary_id, "look": look,
-                                            "metric": "-", "step": row.step, "weight": row.weight,
-                                            "n_labelled": int(len(pairs)), "srm_p_value": srm["p_value"],
-                                            "decision": decision.action, "reason": reason[:4000],
-                                            "created_at": datetime.now(timezone.utc).isoformat()}]
+                   "method": g.get("method"), "n_champion_published": counts[CHAMPION_ARM],
+                   "n_challenger_published": counts[CHALLENGER_ARM], "verdict": g["verdict"]}
+                  for g in guardrails] or [{**shared, "metric": "-"}]
         store_analysis(state, stored, model=config.model, canary_id=row.canary_id, look=look)
         self.log.info("Canary look of %s: %s: %s", config.model, decision.action, reason)
         return {"action": decision.action, "reason": reason, "row_version": row.row_version,

@@ -1,8 +1,9 @@
 """BatchScoringOperator: score a batch of rows with the champion, and during a canary with both models.
 
-Rows are read and scored in chunks (memory bounded by ``scoring.chunk_size``, not by the batch). Every score of every
-arm goes to the prediction log of the state connection (the canary's evidence); the published score of each entity
-goes to the predictions table (``<model>_predictions`` in the scoring connection), which is what consumers read.
+Rows are read and scored in chunks (memory bounded by ``scoring.chunk_size``, not by the batch). During a canary,
+every score of both arms goes to the prediction log of the state connection (the canary's evidence); the published
+score of each entity goes to the predictions table (``<model>_predictions`` in the scoring connection), which is
+what consumers read.
 During a canary the entity's traffic bucket (:func:`airflow_mlops.core.canary.bucket`, with the canary's salt)
 decides whose score is published at the current weight; weight 0 (shadow) publishes the champion everywhere.
 Retrying a scoring run replaces its rows (one transaction per table): never a duplicate.
@@ -16,7 +17,7 @@ from typing import Any
 from airflow_mlops.core import names
 from airflow_mlops.hooks.canary import data_time
 from airflow_mlops.operators.base import MLOpsBaseOperator, task_boundary
-from airflow_mlops.task_context import resolve_window_end, run_identity
+from airflow_mlops.task_context import map_index, resolve_window_end, run_identity
 
 
 class BatchScoringOperator(MLOpsBaseOperator):
@@ -39,8 +40,8 @@ class BatchScoringOperator(MLOpsBaseOperator):
 
     def scoring_run(self, context) -> str:
         dag_id, run_id = run_identity(context)
-        index = getattr(context["ti"], "map_index", -1)
-        return f"{dag_id}/{run_id}/{self.task_id}" + (f"/{index}" if index is not None and index >= 0 else "")
+        index = map_index(context)
+        return f"{dag_id}/{run_id}/{self.task_id}" + (f"/{index}" if index >= 0 else "")
 
     @task_boundary
     def execute(self, context) -> dict[str, Any]:

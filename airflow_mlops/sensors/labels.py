@@ -35,12 +35,12 @@ class CanaryLabelSensor(ModelConfigMixin, BaseSensorOperator):
         self.deferrable = deferrable
 
     def _count_sql(self, context) -> tuple[str, list] | None:
+        from airflow_mlops.deployment import state_store
         from airflow_mlops.hooks.canary import LabelSource, matured_label_count_sql
         from airflow_mlops.hooks.data import SqlDataHook
-        from airflow_mlops.hooks.state import StateStore
 
         config = self.model_config
-        state = StateStore(SqlDataHook(data_conn_id=config.state_conn).database, schema=config.state_schema)
+        state = state_store(config)
         row = state.get(config.model)
         if row is None or not row.canary_active:
             return None
@@ -49,11 +49,9 @@ class CanaryLabelSensor(ModelConfigMixin, BaseSensorOperator):
         return matured_label_count_sql(state, labels, config.model, row.canary_id, row.step,
                                        end - config.canary.label_delay)
 
-    @task_boundary
-    def poke(self, context) -> bool:
+    def _enough(self, query: tuple[str, list] | None) -> bool:
         from airflow_mlops.hooks.data import SqlDataHook
 
-        query = self._count_sql(context)
         if query is None:
             self.log.info("No canary running, or labels in another database: nothing to wait for")
             return True
@@ -62,16 +60,21 @@ class CanaryLabelSensor(ModelConfigMixin, BaseSensorOperator):
         return count >= self.model_config.canary.min_labels_per_step
 
     @task_boundary
+    def poke(self, context) -> bool:
+        return self._enough(self._count_sql(context))
+
+    @task_boundary
     def execute(self, context) -> None:
         from airflow_mlops.triggers.sql import SqlPollTrigger
 
-        if self.poke(context):
-            return None
         if not self.deferrable:
             return super().execute(context)
+        query = self._count_sql(context)
+        if self._enough(query):
+            return None
         config = self.model_config
         wait = config.canary.wait_for_labels
-        sql, params = self._count_sql(context)
+        sql, params = query
         deadline = (datetime.now(timezone.utc) + wait).isoformat()
         self.defer(trigger=SqlPollTrigger(data_conn_id=config.state_conn, sql=sql, params=params,
                                           threshold=config.canary.min_labels_per_step, deadline=deadline,
