@@ -44,6 +44,7 @@ bench: install
 	$(VENV)/bin/python bench/scoring.py
 	$(VENV)/bin/python bench/canary.py
 	$(VENV)/bin/python bench/data_load.py
+	$(VENV)/bin/python bench/validation.py
 
 lint: install
 	$(VENV)/bin/ruff check airflow_mlops tests dags bench

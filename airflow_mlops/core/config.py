@@ -170,9 +170,17 @@ class DataConfig(_Strict):
     def numeric(self) -> list[str]:
         return [c for c in self.features if c not in self.categorical]
 
+    @property
+    def window_columns(self) -> list[str]:
+        """The columns a training window holds: entity id, time, features, target."""
+        return list(dict.fromkeys([self.entity_id, self.timestamp_column, *self.features, self.target]))
+
 
 class ValidationConfig(_Strict):
     policy: Literal["fail", "warn", "quarantine"] = "fail"
+    # Where expectations run: in PostgreSQL over the window query (auto: when the data is in PostgreSQL and Great
+    # Expectations can compute every expectation in SQL), or on the extracted snapshot in pandas.
+    engine: Literal["auto", "database", "pandas"] = "auto"
     expectations: list[dict[str, dict[str, Any]]] = []
 
     @field_validator("expectations")

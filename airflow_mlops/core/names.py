@@ -38,6 +38,7 @@ ROWS = "mlops.rows"
 SCHEMA = "mlops.schema"
 VALIDATION_RUN_ID = "mlops.validation_run_id"
 VALIDATION_SUCCESS = "mlops.validation.success"
+VALIDATION_ENGINE = "mlops.validation.engine"  # database | pandas
 REFERENCE_ARTIFACT_TAG = "mlops.reference_artifact"
 # the model a training run logged, and what it must look like when loaded again (integrity)
 MODEL_ARTIFACT_PATH = "mlops.model_artifact_path"

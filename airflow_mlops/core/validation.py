@@ -15,7 +15,9 @@ from airflow_mlops.core.errors import DataValidationFailed, ValidationSetupError
 from airflow_mlops.core.jsonsafe import json_safe
 
 
-__all__ = ["DataValidationFailed", "ValidationSetupError", "validate_frame", "failure_summary"]
+__all__ = ["DataValidationFailed", "ValidationSetupError", "validate_frame", "validate_query", "failure_summary"]
+
+SAMPLE_ROWS = 20  # failing values (and their ids) a report keeps per expectation
 
 
 @dataclass
@@ -59,33 +61,112 @@ def validate_frame(frame, config: ValidationConfig, *, name: str) -> ValidationO
     """Run the configured expectations on ``frame`` (a pandas DataFrame) and summarise the result."""
     context = ephemeral_context()  # GX 1.x builds expectations only inside an active context
     suite = build_suite(config, name)
-    report: dict[str, Any] = {"suite": name, "policy": config.policy, "rows": int(len(frame)),
-                              "success": True, "results": []}
+    report = _empty_report(config, name, rows=int(len(frame)), engine="pandas")
     if not config.expectations:
         return ValidationOutcome(report, [], True)
     asset = context.data_sources.add_pandas(f"{name}_source").add_dataframe_asset("window")
     batch = asset.add_batch_definition_whole_dataframe("whole").get_batch(batch_parameters={"dataframe": frame})
-    result = batch.validate(suite, result_format={"result_format": "COMPLETE"})
+    return _summarise(batch.validate(suite, result_format={"result_format": "COMPLETE"}), report)
+
+
+def validate_query(connection_string: str, query: str, config: ValidationConfig, *, name: str, rows: int,
+                   id_columns: list[str] = (), samples: int = SAMPLE_ROWS) -> ValidationOutcome:
+    """Run the configured expectations inside the database, over ``query`` (Great Expectations' SQL datasource
+    with a query asset): the database computes the counts, and only up to ``samples`` failing values per
+    expectation (with their ``id_columns``) come back. ``bad_index`` stays empty: rows are identified in SQL
+    (see :mod:`airflow_mlops.hooks.validation_sql`)."""
+    context = ephemeral_context()
+    suite = build_suite(config, name)
+    report = _empty_report(config, name, rows=rows, engine="database")
+    if not config.expectations:
+        return ValidationOutcome(report, [], True)
+    source = context.data_sources.add_postgres(f"{name}_source", connection_string=connection_string)
+    _columns_without_rows(source.get_execution_engine().engine, query)
+    try:
+        batch = source.add_query_asset("window", query=query).add_batch_definition_whole_table("whole").get_batch()
+        result_format = {"result_format": "SUMMARY", "partial_unexpected_count": samples}
+        if id_columns:
+            result_format["unexpected_index_column_names"] = list(id_columns)
+        return _summarise(batch.validate(suite, result_format=result_format), report)
+    finally:
+        engine = getattr(source.get_execution_engine(), "engine", None)
+        if engine is not None:
+            engine.dispose()  # GX keeps a pool per data source: close it, a task must not leak connections
+
+
+def _columns_without_rows(engine, query: str) -> None:
+    """GX learns a query asset's columns by executing the query as it is and reading only the result's column
+    names: the whole window would travel to this process to be thrown away (linear client memory; server-side
+    cursors break GX's metric queries). That one statement, the query verbatim, is sent as ``LIMIT 0`` instead;
+    every metric wraps the query in a larger statement and is never rewritten."""
+    from sqlalchemy import event
+
+    def rewrite(connection, cursor, statement, parameters, context, executemany):
+        if statement.replace("%%", "%").strip() == query.strip():
+            statement = f"SELECT * FROM ({statement}\n) AS mlops_columns LIMIT 0"
+        return statement, parameters
+
+    event.listen(engine, "before_cursor_execute", rewrite, retval=True)
+
+
+def _raised(info) -> str | None:
+    """The error of a GX result: its ``exception_info`` is either one record or one record per failed metric."""
+    if not info:
+        return None
+    records = [info] if "raised_exception" in info else [v for v in info.values() if isinstance(v, dict)]
+    messages = [str(r.get("exception_message")) for r in records if r.get("raised_exception")]
+    return " ".join("; ".join(dict.fromkeys(messages)).split())[:1000] if messages else None
+
+
+def unsupported_in_database(config: ValidationConfig) -> list[str]:
+    """The configured expectations Great Expectations cannot compute in SQL (it implements them for pandas only)."""
+    import great_expectations as gx
+    from great_expectations.expectations.registry import _registered_metrics
+
+    missing = []
+    for item in config.expectations:
+        ((expectation, _),) = item.items()
+        cls = getattr(gx.expectations, _class_name(expectation))
+        metrics = [f"{cls.map_metric}.condition"] if getattr(cls, "map_metric", None) else []
+        metrics += list(getattr(cls, "metric_dependencies", ()) or ())
+        if any(m in _registered_metrics and "SqlAlchemyExecutionEngine" not in _registered_metrics[m]["providers"]
+               for m in metrics):
+            missing.append(expectation)
+    return missing
+
+
+def _empty_report(config: ValidationConfig, name: str, *, rows: int, engine: str) -> dict[str, Any]:
+    return {"suite": name, "policy": config.policy, "engine": engine, "rows": rows, "success": True, "results": []}
+
+
+def _summarise(result, report: dict[str, Any]) -> ValidationOutcome:
     bad_index: set = set()
     quarantinable = True
     for item in result.results:
         details = item.result or {}
         kwargs = {k: v for k, v in item.expectation_config.kwargs.items() if k != "batch_id"}
         entry = {"expectation": item.expectation_config.type, "kwargs": json_safe(kwargs),
-                 "success": bool(item.success)}
+                 "success": bool(item.success), "row_level": "unexpected_count" in details}
         for key in ("observed_value", "element_count", "unexpected_count", "unexpected_percent",
-                    "missing_count", "partial_unexpected_list"):
+                    "missing_count", "partial_unexpected_list", "partial_unexpected_index_list"):
             if key in details:
                 entry[key] = json_safe(details[key])
-        if item.exception_info and item.exception_info.get("raised_exception"):
-            entry["error"] = str(item.exception_info.get("exception_message"))
+        error = _raised(item.exception_info)
+        if error is None and not item.success and not details:
+            error = "Great Expectations returned no result (no error either)"  # never read as "0 unexpected"
+        if error is not None:
+            entry["error"] = error
+            entry["row_level"] = False
         report["results"].append(entry)
         if not item.success:
             report["success"] = False
-            if "unexpected_index_list" in details and "error" not in entry:
-                bad_index.update(details["unexpected_index_list"])
-            else:
+            if not entry["row_level"]:  # table-level (row count, mean, ...) or an error: no rows to set aside
                 quarantinable = False
+            elif report["engine"] == "pandas":
+                if "unexpected_index_list" in details:
+                    bad_index.update(details["unexpected_index_list"])
+                else:
+                    quarantinable = False
     return ValidationOutcome(report, sorted(bad_index, key=str), quarantinable)
 
 

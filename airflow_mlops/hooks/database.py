@@ -382,24 +382,24 @@ class Database:
 
     def read_window(self, *, columns: Sequence[str], timestamp_column: str, start: datetime, end: datetime,
                     table: str | None = None, query: str | None = None, order_by: Sequence[str] = (),
-                    timestamp_format: str = "iso", with_unreadable: bool = True) -> WindowRead:
+                    timestamp_format: str = "iso", with_unreadable: bool = True,
+                    exclude: tuple[str, Sequence[Any]] | None = None) -> WindowRead:
         """Rows with ``start <= timestamp < end`` in UTC, ordered deterministically (for stable fingerprints);
         the timestamp column comes back as naive UTC. With ``with_unreadable``, the rows whose timestamp cannot
-        be read are returned too (as text), with their count."""
+        be read are returned too (as text), with their count. ``exclude`` (SQL predicate, parameters) leaves out
+        the rows it is true for (rows quarantined in the database)."""
         import pandas as pd
 
         d = self.dialect
         source = d.source_sql(table=table, query=query)
-        present = self.columns_of(source)
-        missing = [c for c in columns if c not in present]
-        if missing:
-            raise DataSourceError(f"{table or 'the query'} ({self.name}) has no column(s) {missing}; it has {present}")
-        selected = ", ".join(d.quote(c) for c in columns)
-        ts = d.timestamp_expr(timestamp_column, timestamp_format)
-        order = ", ".join([ts, *(d.quote(c) for c in order_by)])
-        window, bounds = d.window(timestamp_column, timestamp_format, start, end)
-        frame = self.read_sql(f"SELECT {selected}, {ts} AS {d.quote(TS_ALIAS)} FROM {source} "
-                              f"WHERE {window} ORDER BY {order}", bounds)
+        selected, bounds = self.window_select(columns=columns, timestamp_column=timestamp_column, start=start,
+                                              end=end, table=table, query=query, timestamp_format=timestamp_format)
+        order = ", ".join([d.quote(TS_ALIAS), *(d.quote(c) for c in order_by)])
+        where = ""
+        if exclude is not None:
+            where, excluded_params = f" WHERE NOT {exclude[0]}", list(exclude[1])
+            bounds = [*bounds, *excluded_params]
+        frame = self.read_sql(f"SELECT * FROM ({selected}) AS mlops_window{where} ORDER BY {order}", bounds)
         frame[timestamp_column] = self._parse_times(frame.pop(TS_ALIAS), timestamp_column)
         result = WindowRead(frame, pd.DataFrame(columns=list(columns)))
         if with_unreadable:
@@ -410,6 +410,33 @@ class Database:
             result.unreadable = unreadable.astype(object).where(unreadable.notna(), None)
             result.unreadable_count = len(unreadable)
         return result
+
+    def window_select(self, *, columns: Sequence[str], timestamp_column: str, start: datetime, end: datetime,
+                      table: str | None = None, query: str | None = None,
+                      timestamp_format: str = "iso") -> tuple[str, list]:
+        """``SELECT columns, <UTC time> AS _mlops_ts FROM source WHERE <window>`` and its parameters: the one
+        definition of a window's rows, shared by reads, validation in the database and quarantine."""
+        d = self.dialect
+        source = d.source_sql(table=table, query=query)
+        present = self.columns_of(source)
+        missing = [c for c in columns if c not in present]
+        if missing:
+            raise DataSourceError(f"{table or 'the query'} ({self.name}) has no column(s) {missing}; it has {present}")
+        ts = d.timestamp_expr(timestamp_column, timestamp_format)
+        window, bounds = d.window(timestamp_column, timestamp_format, start, end)
+        selected = ", ".join(d.quote(c) for c in columns)
+        return f"SELECT {selected}, {ts} AS {d.quote(TS_ALIAS)} FROM {source} WHERE {window}", bounds
+
+    def sqlalchemy_url(self) -> str:
+        """A SQLAlchemy URL of this PostgreSQL database (psycopg 3) for tools that bring their own engine, such as
+        Great Expectations; its sessions run in UTC with standard string literals, like ours."""
+        if self.dialect.name != "postgres" or not self.adbc_uri:
+            raise DataSourceError(f"{self.name}: validation in the database needs a PostgreSQL connection")
+        from urllib.parse import quote
+
+        separator = "&" if "?" in self.adbc_uri else "?"
+        options = quote("-c TimeZone=UTC -c standard_conforming_strings=on", safe="")
+        return "postgresql+psycopg://" + self.adbc_uri.partition("://")[2] + f"{separator}options={options}"
 
     def latest_timestamp(self, *, timestamp_column: str, table: str | None = None, query: str | None = None,
                          timestamp_format: str = "iso") -> datetime | None:

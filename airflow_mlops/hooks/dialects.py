@@ -74,6 +74,30 @@ class Dialect:
                            for index, piece in enumerate(pieces, start=1))
         raise ValueError(f"unknown paramstyle {style!r}")
 
+    def inline(self, sql: str, params: Sequence[Any]) -> str:
+        """The statement with its parameters written as SQL literals, for a tool that takes SQL text only (Great
+        Expectations' query asset). Only the values our own statements bind (times, numbers, text) are accepted;
+        text is quoted by doubling ``'``, which is exact under ``standard_conforming_strings`` (sessions set it)."""
+        pieces = sql.split(PARAM)
+        if len(pieces) != len(params) + 1:
+            raise ValueError(f"{len(pieces) - 1} parameter(s) in the statement, {len(params)} given")
+        return "".join(piece + (self.literal(params[i]) if i < len(params) else "") for i, piece in enumerate(pieces))
+
+    def literal(self, value: Any) -> str:
+        import math
+
+        if isinstance(value, bool):
+            return "TRUE" if value else "FALSE"
+        if isinstance(value, int):
+            return str(value)
+        if isinstance(value, float) and math.isfinite(value):
+            return repr(value)
+        if isinstance(value, datetime):
+            return f"TIMESTAMP '{naive_utc(value).isoformat(sep=' ')}'"
+        if isinstance(value, str) and "\0" not in value:
+            return "'" + value.replace("'", "''") + "'"
+        raise TypeError(f"cannot write {type(value).__name__} {value!r} as a SQL literal")
+
     def null_safe_equals(self, column_sql: str) -> str:
         raise NotImplementedError
 

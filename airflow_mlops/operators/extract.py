@@ -58,7 +58,7 @@ class ExtractTrainingDataOperator(MLOpsBaseOperator):
                                    data.holdout_window)
         conn_id = self.data_conn_id or data.conn_id
         hook = SqlDataHook(data_conn_id=conn_id)
-        columns = list(dict.fromkeys([data.entity_id, data.timestamp_column, *data.features, data.target]))
+        columns = data.window_columns
         read = hook.read_window_report(
             columns=columns, timestamp_column=data.timestamp_column, start=windows.train_start, end=windows.end,
             table=data.table, query=data.query, order_by=[data.entity_id], timestamp_format=data.timestamp_format)
@@ -107,7 +107,7 @@ class ExtractTrainingDataOperator(MLOpsBaseOperator):
                 client.set_tag(run_id, names.SCHEMA, json.dumps(schema_of(frame)))
             result = {"run_id": run_id, "artifact": names.DATA_ARTIFACT, "fingerprint": fingerprint,
                       "rows": int(len(frame)), "windows": windows.to_dict(), "source": source,
-                      "rejected": int(len(rejected))}
+                      "rejected": int(len(rejected)), "rows_in_window": int(len(read.frame)), "conn_id": conn_id}
             self.finish_run(run_id, result)
         return result
 

@@ -44,43 +44,117 @@ class DataValidationOperator(MLOpsBaseOperator):
             run_id = run.info.run_id
             self.persist_links(context, run=run_url(self.ui_url, run.info.experiment_id, run_id),
                                report=artifact_url(self.ui_url, run_id, REPORT_HTML))
-            frame = hook.load_frame(self.data["run_id"], self.data["artifact"])
-            outcome = validate_frame(frame, config.validation, name=f"{config.model}_window")
+            window = self._window_in_database()
+            frame = None
+            name = f"{config.model}_window"
+            if window is None:
+                frame = hook.load_frame(self.data["run_id"], self.data["artifact"])
+                outcome = validate_frame(frame, config.validation, name=name)
+            else:
+                outcome = window.validate(config.validation, name=name, rows=self._unchanged_rows(window))
             report = outcome.report
             report["rejected_at_extract"] = int(self.data.get("rejected", 0))
             result = dict(self.data, validation_run_id=run_id, validation_success=report["success"],
                           quarantined=0)
+            checks = None
+            if not report["success"] and policy == "quarantine" and outcome.quarantinable and window is not None:
+                checks, missing = window.row_checks(report)
+                if missing:
+                    report["not_quarantinable"] = missing
+                    outcome.quarantinable = False
             if not report["success"] and policy == "quarantine" and outcome.quarantinable:
-                bad = frame.loc[outcome.bad_index]
-                report["quarantined_rows"] = int(len(bad))
-                self._quarantine(bad, report, context)
-                clean = frame.drop(index=outcome.bad_index)
+                if window is None:
+                    bad = frame.loc[outcome.bad_index]
+                    written = self._quarantine(bad, report, context)
+                    clean = frame.drop(index=outcome.bad_index)
+                else:
+                    written = window.quarantine(config.quarantine_table, checks, key=self.task_key(context))
+                    clean = window.read_clean(checks)
+                    self.log.warning("Quarantined %d rows into %s (in the database)", written,
+                                     config.quarantine_table)
+                report["quarantined_rows"] = written
                 hook.log_frame(run_id, clean, VALIDATED_ARTIFACT)
-                result.update(run_id=run_id, artifact=VALIDATED_ARTIFACT, rows=int(len(clean)),
-                              quarantined=int(len(bad)))
+                result.update(run_id=run_id, artifact=VALIDATED_ARTIFACT, rows=int(len(clean)), quarantined=written)
             hook.log_json(run_id, report, REPORT_JSON)
             hook.log_text(run_id, validation_report_html(report, config.model), REPORT_HTML)
             with hook.session() as client:
                 client.set_tag(run_id, names.VALIDATION_SUCCESS, str(report["success"]).lower())
+                client.set_tag(run_id, names.VALIDATION_ENGINE, report["engine"])
                 client.log_metric(run_id, "failed_expectations", sum(not r["success"] for r in report["results"]))
             if not report["success"]:
                 summary = failure_summary(report)
                 if policy == "fail" or (policy == "quarantine" and not outcome.quarantinable):
                     self.finish_run(run_id, {"success": False, "summary": summary}, status="FAILED")
-                    why = "" if policy == "fail" else " (a table-level expectation failed: rows cannot be quarantined)"
+                    why = "" if policy == "fail" else self._why_not_quarantined(report)
                     raise DataValidationFailed(f"data validation failed{why}: {summary}. Report: {REPORT_HTML} "
                                                f"in MLflow run {run_id}", report)
                 self.log.warning("Data validation found problems (policy %s): %s", policy, summary)
             self.finish_run(run_id, result)
         return result
 
-    def _quarantine(self, bad, report, context) -> None:
+    @staticmethod
+    def _why_not_quarantined(report: dict[str, Any]) -> str:
+        if report.get("not_quarantinable"):
+            return (f" (rows cannot be set aside in the database for {report['not_quarantinable']}: set "
+                    "validation.engine: pandas to quarantine them from the snapshot)")
+        return " (a table-level expectation failed: rows cannot be quarantined)"
+
+    @property
+    def data_conn_id(self) -> str:
+        """The connection the snapshot was read from (the extract task's, which may override the config's)."""
+        return self.data.get("conn_id") or self.model_config.data.conn_id
+
+    def _window_in_database(self):
+        """The window as a query in PostgreSQL when expectations should run there (``validation.engine``), else
+        None (pandas on the snapshot)."""
+        from airflow_mlops.core.errors import ValidationSetupError
+        from airflow_mlops.core.validation import unsupported_in_database
+        from airflow_mlops.core.windows import TrainingWindows
+        from airflow_mlops.hooks.data import SqlDataHook
+        from airflow_mlops.hooks.validation_sql import WindowInDatabase
+
+        config = self.model_config
+        engine = config.validation.engine
+        if engine == "pandas" or not config.validation.expectations:
+            return None
+        hook = SqlDataHook(data_conn_id=self.data_conn_id)
+        if hook.dialect.name != "postgres":
+            if engine == "database":
+                raise ValidationSetupError(f"validation.engine: database needs the data in PostgreSQL; connection "
+                                           f"{self.data_conn_id!r} is {hook.dialect.name}")
+            return None
+        unsupported = unsupported_in_database(config.validation)
+        if unsupported:
+            if engine == "database":
+                raise ValidationSetupError(f"validation.engine: database, but Great Expectations computes "
+                                           f"{unsupported} in pandas only")
+            self.log.info("Validating the snapshot in pandas: Great Expectations computes %s in pandas only",
+                          unsupported)
+            return None
+        windows = TrainingWindows.from_dict(self.data["windows"])
+        return WindowInDatabase(hook.database, config.data, start=windows.train_start, end=windows.end)
+
+    def _unchanged_rows(self, window) -> int:
+        """Rows of the window now; they must be those the extract task read, or the report would judge other data
+        than the snapshot the model trains on."""
+        from airflow_mlops.core.data_checks import DataProblem
+
+        rows = window.count()
+        expected = self.data.get("rows_in_window")
+        if expected is not None and rows != int(expected):
+            raise DataProblem([f"the window changed since it was extracted ({expected} rows then, {rows} now, "
+                               f"connection {self.data_conn_id!r}): rows were written into the past; rerun the "
+                               "DAG run from its extract task"])
+        return rows
+
+    def _quarantine(self, bad, report, context) -> int:
         from airflow_mlops.core.validation import failure_summary
         from airflow_mlops.hooks.data import SqlDataHook
         from airflow_mlops.quarantine import quarantine_rows
 
         config = self.model_config
-        database = SqlDataHook(data_conn_id=config.data.conn_id).database
+        database = SqlDataHook(data_conn_id=self.data_conn_id).database
         written = quarantine_rows(database, config.quarantine_table, bad, key=self.task_key(context),
                                   reason=f"failed expectations: {failure_summary(report)}"[:2000])
         self.log.warning("Quarantined %d rows into %s", written, config.quarantine_table)
+        return written

@@ -29,6 +29,7 @@ def test_bundled_config_loads_with_durations():
     ({"gate.metric": "rmse"}, "gate.metric", "Input should be"),
     ({"gate.minimum": {"recall": 0.5}}, "gate.minimum", "unknown metrics"),
     ({"validation.policy": "ignore"}, "validation.policy", "Input should be"),
+    ({"validation.engine": "spark"}, "validation.engine", "Input should be 'auto', 'database' or 'pandas'"),
     ({"validation.expectations": [{"values_not_null": {}}]}, "validation.expectations", "not a Great Expectations"),
     ({"training.estimator": "LGBMClassifier"}, "training.estimator", "dotted import path"),
     ({"training.estimatr": "x.Y"}, "training.estimatr", "unknown field"),
