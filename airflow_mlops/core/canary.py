@@ -79,14 +79,16 @@ def compare_arms(metric: str, y, champion, challenger, *, confidence: float = 0.
 
     y = np.asarray(y, dtype=np.int8)
     champion, challenger = np.asarray(champion, dtype=np.float64), np.asarray(challenger, dtype=np.float64)
-    values = {"champion": compute_metric(metric, y, champion), "challenger": compute_metric(metric, y, challenger)}
     if metric in ("log_loss", "brier", "accuracy"):
+        values = {"champion": compute_metric(metric, y, champion),
+                  "challenger": compute_metric(metric, y, challenger)}
         gain = _row_losses(metric, y, champion) - _row_losses(metric, y, challenger)
         mean = float(gain.mean())
         se = float(gain.std(ddof=1) / math.sqrt(gain.size)) if gain.size > 1 else math.inf
         half = _normal_quantile(confidence) * se
         return {**values, "improvement": mean, "ci_low": mean - half, "ci_high": mean + half, "method": "paired_t"}
     comparison = compare(metric, y, champion, challenger, confidence=confidence, seed=seed)
+    values = {"champion": comparison.champion, "challenger": comparison.challenger}  # computed once, by compare
     return {**values, "improvement": comparison.improvement, "ci_low": comparison.ci_low,
             "ci_high": comparison.ci_high, "method": comparison.method}
 
