@@ -196,10 +196,17 @@ class SqliteDialect(Dialect):
                 f"THEN {self._readable(column)} ELSE {predicate} END)", [low, high, inner_low, inner_high, *params])
 
     def _readable(self, column: str) -> str:
-        """The readability test of :meth:`timestamp_expr` (ISO text) alone."""
-        q, normal = self.quote(column), f"strftime('{self._NORMAL}', {self.quote(column)})"
+        """The readability test of :meth:`timestamp_expr` (ISO text) alone: text starting with a date that exists
+        (strftime passes 2024-02-30 through, julianday normalises it; checked on the date as written, before an
+        offset moves it), a time that exists (T24:00 passes strftime, not julianday), in the years pandas can hold.
+        Times are compared to the second: julianday rounds .9995 s up to the next second where strftime truncates,
+        which made one timestamp in ~2,000 with microseconds unreadable."""
+        q = self.quote(column)
+        seconds = f"strftime('%Y-%m-%d %H:%M:%S', {q})"
         return (f"(typeof({q}) = 'text' AND {q} GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*' "
-                f"AND {normal} = strftime('{self._NORMAL}', julianday({q})) AND {normal} BETWEEN '1678' AND '2262')")
+                f"AND substr({q}, 1, 10) = date(julianday(substr({q}, 1, 10))) "
+                f"AND {seconds} = strftime('%Y-%m-%d %H:%M:%S', julianday({seconds})) "
+                f"AND {seconds} BETWEEN '1678' AND '2262')")
 
     def begin_exclusive(self, cursor) -> None:
         cursor.execute("BEGIN IMMEDIATE")

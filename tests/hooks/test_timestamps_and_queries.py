@@ -156,13 +156,19 @@ def test_sqlite_text_that_only_looks_like_a_time_is_unreadable_not_guessed(tmp_p
     """strftime passes impossible dates through and reads 'now', '12:30' or a number in text as times."""
     rows = [(1, "2024-01-01 10:00:00", None), (2, "2024-02-30 10:00:00", None), (3, "2024-02-10T24:00:00", None),
             (4, "2460311.25", None), (5, "12:30", None), (6, "now", None), (7, "9999-12-31", None),
-            (8, "1600-01-01", None)]
+            (8, "1600-01-01", None),
+            # found by a probe: a date that does not exist, behind an offset that moves it to one that does
+            (9, "2024-02-30 12:00-12:00", None), (10, "2024-02-30T23:00+01:00", None),
+            # ... and microseconds of .9995 or more (julianday rounded them up, strftime truncated: "unreadable")
+            (11, "2024-01-01T22:47:59.999999", None)]
     db = sqlite_db(tmp_path, rows)
     read = db.read_window(columns=["id", "happened_at"], timestamp_column="happened_at",
-                          start=datetime(1990, 1, 1), end=datetime(2100, 1, 1), table="events")
-    assert read.frame["id"].tolist() == [1]
-    assert sorted(read.unreadable["id"].astype(int).tolist()) == [2, 3, 4, 5, 6, 7, 8]
-    assert db.latest_timestamp(timestamp_column="happened_at", table="events") == datetime(2024, 1, 1, 10)
+                          start=datetime(1990, 1, 1), end=datetime(2100, 1, 1), table="events", order_by=["id"])
+    assert read.frame["id"].tolist() == [1, 11]
+    latest = datetime(2024, 1, 1, 22, 47, 59, 999000)  # millisecond precision, truncated
+    assert read.frame["happened_at"].iloc[1] == latest
+    assert sorted(read.unreadable["id"].astype(int).tolist()) == [2, 3, 4, 5, 6, 7, 8, 9, 10]
+    assert db.latest_timestamp(timestamp_column="happened_at", table="events") == latest
 
 
 def test_postgres_infinity_and_nan_epochs_are_unreadable_not_errors(postgres_schema):
