@@ -79,7 +79,7 @@ def child(path: str, table: str, warmup: str) -> None:
             return {"rows": len(frame), "quarantined": quarantined}
         window = WindowInDatabase(database, data, start=START, end=END)
         outcome = window.validate(config, name="bench", rows=window.count())
-        checks, _ = window.row_checks(outcome.report)
+        checks, _ = window.row_checks(outcome.report, config)
         return {"rows": outcome.report["rows"], "quarantined": window.quarantine(f"{source}_q", checks, key="bench")}
 
     run(warmup)  # imports, GX's context and the connections, before the baseline

@@ -69,29 +69,49 @@ def validate_frame(frame, config: ValidationConfig, *, name: str) -> ValidationO
     return _summarise(batch.validate(suite, result_format={"result_format": "COMPLETE"}), report)
 
 
+VIEW = "mlops_validation_window"
+
+
 def validate_query(connection_string: str, query: str, config: ValidationConfig, *, name: str, rows: int,
                    id_columns: list[str] = (), samples: int = SAMPLE_ROWS) -> ValidationOutcome:
-    """Run the configured expectations inside the database, over ``query`` (Great Expectations' SQL datasource
-    with a query asset): the database computes the counts, and only up to ``samples`` failing values per
-    expectation (with their ``id_columns``) come back. ``bad_index`` stays empty: rows are identified in SQL
-    (see :mod:`airflow_mlops.hooks.validation_sql`)."""
+    """Run the configured expectations inside the database, over ``query`` (Great Expectations' SQL datasource):
+    the database computes the counts, and only up to ``samples`` failing values per expectation (with their
+    ``id_columns``) come back. ``bad_index`` stays empty: rows are identified in SQL
+    (see :mod:`airflow_mlops.hooks.validation_sql`).
+
+    ``query`` (complete SQL, no parameters) becomes a temporary view on the one connection GX gets, and GX
+    validates ``SELECT * FROM`` that view: GX passes query text through SQLAlchemy's ``text()`` (twice on some
+    paths), which would read ``:name`` in a user's query as a parameter and double its ``%`` signs."""
+    from sqlalchemy.pool import StaticPool
+
     context = ephemeral_context()
     suite = build_suite(config, name)
     report = _empty_report(config, name, rows=rows, engine="database")
     if not config.expectations:
         return ValidationOutcome(report, [], True)
-    source = context.data_sources.add_postgres(f"{name}_source", connection_string=connection_string)
-    _columns_without_rows(source.get_execution_engine().engine, query)
+    source = context.data_sources.add_postgres(f"{name}_source", connection_string=connection_string,
+                                               kwargs={"poolclass": StaticPool})
+    engine = source.get_execution_engine().engine
     try:
-        batch = source.add_query_asset("window", query=query).add_batch_definition_whole_table("whole").get_batch()
+        with engine.connect() as connection:
+            # The driver's own cursor with no parameters at all: psycopg then sends the text unparsed (% and :name
+            # stay as written; SQLAlchemy's exec_driver_sql passes an empty tuple, which psycopg parses).
+            driver = connection.connection.dbapi_connection
+            with driver.cursor() as cursor:
+                for statement in ("SET TIME ZONE 'UTC'", "SET standard_conforming_strings = on",
+                                  f"CREATE TEMPORARY VIEW {VIEW} AS {query}\n"):
+                    cursor.execute(statement)
+            driver.commit()  # SQLAlchemy did not see this transaction: it would roll it back on return to the pool
+        view_query = f"SELECT * FROM {VIEW}"
+        _columns_without_rows(engine, view_query)
+        batch = source.add_query_asset("window", query=view_query).add_batch_definition_whole_table(
+            "whole").get_batch()
         result_format = {"result_format": "SUMMARY", "partial_unexpected_count": samples}
         if id_columns:
             result_format["unexpected_index_column_names"] = list(id_columns)
         return _summarise(batch.validate(suite, result_format=result_format), report)
     finally:
-        engine = getattr(source.get_execution_engine(), "engine", None)
-        if engine is not None:
-            engine.dispose()  # GX keeps a pool per data source: close it, a task must not leak connections
+        engine.dispose()  # the one connection, and the temporary view with it: a task must not leak connections
 
 
 def _columns_without_rows(engine, query: str) -> None:
@@ -102,8 +122,8 @@ def _columns_without_rows(engine, query: str) -> None:
     from sqlalchemy import event
 
     def rewrite(connection, cursor, statement, parameters, context, executemany):
-        if statement.replace("%%", "%").strip() == query.strip():
-            statement = f"SELECT * FROM ({statement}\n) AS mlops_columns LIMIT 0"
+        if statement.strip() == query:
+            statement = f"{query} LIMIT 0"
         return statement, parameters
 
     event.listen(engine, "before_cursor_execute", rewrite, retval=True)

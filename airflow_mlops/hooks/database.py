@@ -372,13 +372,17 @@ class Database:
 
     def columns_of(self, source: str) -> list[str]:
         """Column names of a table/subquery, from the cursor description of an empty select."""
+        return list(self.column_types(source))
+
+    def column_types(self, source: str) -> dict[str, Any]:
+        """Column name -> the driver's type code (a PostgreSQL type OID; None on SQLite), from an empty select."""
         with self.connection() as connection:
             cursor = connection.cursor()
             try:
                 cursor.execute(self.dialect.finalize(f"SELECT * FROM {source} WHERE 1 = 0", bound=False))
             except Exception as error:
                 raise self.error(f"reading {source}", error) from error
-            return [column[0] for column in cursor.description]
+            return {column[0]: column[1] for column in cursor.description}
 
     def read_window(self, *, columns: Sequence[str], timestamp_column: str, start: datetime, end: datetime,
                     table: str | None = None, query: str | None = None, order_by: Sequence[str] = (),
@@ -429,14 +433,10 @@ class Database:
 
     def sqlalchemy_url(self) -> str:
         """A SQLAlchemy URL of this PostgreSQL database (psycopg 3) for tools that bring their own engine, such as
-        Great Expectations; its sessions run in UTC with standard string literals, like ours."""
+        Great Expectations (session settings are theirs to make: a URL may already carry ``options``)."""
         if self.dialect.name != "postgres" or not self.adbc_uri:
             raise DataSourceError(f"{self.name}: validation in the database needs a PostgreSQL connection")
-        from urllib.parse import quote
-
-        separator = "&" if "?" in self.adbc_uri else "?"
-        options = quote("-c TimeZone=UTC -c standard_conforming_strings=on", safe="")
-        return "postgresql+psycopg://" + self.adbc_uri.partition("://")[2] + f"{separator}options={options}"
+        return "postgresql+psycopg://" + self.adbc_uri.partition("://")[2]
 
     def latest_timestamp(self, *, timestamp_column: str, table: str | None = None, query: str | None = None,
                          timestamp_format: str = "iso") -> datetime | None:

@@ -38,6 +38,9 @@ _ARGUMENTS = {
     "expect_column_values_to_be_unique": set(),
 }
 SUPPORTED = frozenset(_ARGUMENTS)
+MAX_PARAMETERS = 65_535  # bind parameters per statement in PostgreSQL's protocol
+# PostgreSQL type OIDs of the columns a numeric feature may have in the database.
+_INTEGER_TYPES, _FLOAT_TYPES = {20, 21, 23}, {700, 701, 1700}
 
 
 @dataclass(frozen=True)
@@ -85,9 +88,10 @@ def row_check(dialect: Dialect, expectation: str, kwargs: dict[str, Any], *, win
         matches = f"{column} {operator} {PARAM}"
         return RowCheck(label, f"{present}{matches if '_not_' in expectation else f'NOT ({matches})'}", (pattern,))
     if expectation == "expect_column_value_lengths_to_equal":
-        if not isinstance(kwargs.get("value"), int):
+        value = kwargs.get("value")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not float(value).is_integer():
             return None
-        return RowCheck(label, f"{present}length({column}) <> {PARAM}", (kwargs["value"],))
+        return RowCheck(label, f"{present}length({column}) <> {PARAM}", (int(value),))
     if expectation == "expect_column_values_to_be_unique":
         repeated = (f"SELECT {column} FROM ({window_sql}) AS mlops_unique GROUP BY {column} "
                     f"HAVING count(*) > 1")
@@ -107,8 +111,8 @@ def _between(value_sql: str, kwargs: dict[str, Any]) -> tuple[str | None, list]:
         limit = kwargs.get(bound)
         if limit is None:
             continue
-        if isinstance(limit, bool) or not _bindable(limit):
-            return None, []
+        if isinstance(limit, bool) or not (_bindable(limit) or isinstance(limit, float) and math.isinf(limit)):
+            return None, []  # an infinite bound is a bound: NaN is above +inf in PostgreSQL, as unexpected as in GX
         parts.append(f"{value_sql} {operator}{'' if kwargs.get(strict) else '='} {PARAM}")
         params.append(limit)
     return (" AND ".join(parts) or "TRUE"), params
@@ -132,22 +136,35 @@ def quarantine_in_database(database, table: str, *, columns: Sequence[str], wind
         with database.transaction() as cursor:
             database.execute(cursor, f"DELETE FROM {target} WHERE {d.quote(key_column)} = {PARAM}", [key])
         return 0
-    reasons = ", ".join(f"CASE WHEN COALESCE(({c.predicate}), FALSE) THEN {PARAM} END" for c in checks)
-    reason_params = [p for c in checks for p in (*c.params, c.label)]
-    where, where_params = unexpected_sql(checks)
+    # Each predicate (with its parameters) appears once, as a flag column: a large value_set is bound once.
+    flags = ", ".join(f"COALESCE(({c.predicate}), FALSE) AS mlops_failed_{i}" for i, c in enumerate(checks))
+    flag_params = [p for c in checks for p in c.params]
+    reasons = ", ".join(f"CASE WHEN mlops_failed_{i} THEN {PARAM} END" for i in range(len(checks)))
+    where = " OR ".join(f"mlops_failed_{i}" for i in range(len(checks)))
     names = [*columns, reason_column, at_column, key_column]
     select = ", ".join(f"CAST({d.quote(c)} AS TEXT)" for c in columns)
     insert = (f"INSERT INTO {target} ({', '.join(d.quote(c) for c in names)}) "
               f"SELECT {select}, 'failed expectations: ' || concat_ws('; ', {reasons}), {PARAM}, {PARAM} "
-              f"FROM ({window_sql}) AS mlops_window WHERE {where}")
+              f"FROM (SELECT *, {flags} FROM ({window_sql}) AS mlops_window) AS mlops_flagged WHERE {where}")
+    params = [*[c.label for c in checks], at, key, *flag_params, *window_params]
+    if len(params) > MAX_PARAMETERS:
+        from airflow_mlops.core.errors import ValidationSetupError
+
+        raise ValidationSetupError(f"{len(params)} values to bind (value sets of the failed expectations): "
+                                   f"PostgreSQL takes {MAX_PARAMETERS} per statement; set validation.engine: pandas "
+                                   "to quarantine these rows")
     with database.transaction() as cursor:
         database.execute(cursor, f"DELETE FROM {target} WHERE {d.quote(key_column)} = {PARAM}", [key])
-        database.execute(cursor, insert, [*reason_params, at, key, *window_params, *where_params])
+        database.execute(cursor, insert, params)
         return cursor.rowcount
 
 
 class WindowInDatabase:
     """A model's training window as a query in its PostgreSQL database: validated, quarantined and re-read there.
+
+    The query shows the rows as the extract task types them, so both engines judge the same values: numeric
+    columns' ``NaN`` is a missing value (pandas reads it so), and rows with an infinite number are left out (the
+    extract task rejected them already; they are in the quarantine table under its key).
 
     :param database: the data connection's :class:`~airflow_mlops.hooks.database.Database`.
     :param data: the model's ``data`` config; ``start``/``end``: the window (the extract task's).
@@ -155,14 +172,22 @@ class WindowInDatabase:
 
     def __init__(self, database, data, *, start, end) -> None:
         self.database, self.data = database, data
+        d = database.dialect
         self.columns = data.window_columns
         self.window = {"columns": self.columns, "timestamp_column": data.timestamp_column, "start": start,
                        "end": end, "table": data.table, "query": data.query,
                        "timestamp_format": data.timestamp_format}
         selected, self.params = database.window_select(**self.window)
-        quoted = ", ".join(database.dialect.quote(c) for c in self.columns)
-        # Only the configured columns, as the snapshot has them (table-level expectations count columns).
-        self.sql = f"SELECT {quoted} FROM ({selected}) AS mlops_selected"
+        types = database.column_types(d.source_sql(table=data.table, query=data.query))
+        numeric = [c for c in [*data.numeric, data.target] if c in types]
+        # Numeric columns the database holds as something else (text, boolean): they compare differently there.
+        self.incompatible = [c for c in numeric if types[c] not in _INTEGER_TYPES | _FLOAT_TYPES]
+        floats = {c for c in numeric if types[c] in _FLOAT_TYPES}
+        shown = ", ".join(f"NULLIF({d.quote(c)}, 'NaN') AS {d.quote(c)}" if c in floats else d.quote(c)
+                          for c in self.columns)
+        finite = " AND ".join(f"({d.quote(c)} IS NULL OR CAST({d.quote(c)} AS DOUBLE PRECISION) "
+                              f"NOT IN ('Infinity', '-Infinity'))" for c in sorted(floats))
+        self.sql = f"SELECT {shown} FROM ({selected}) AS mlops_selected" + (f" WHERE {finite}" if finite else "")
 
     def count(self) -> int:
         frame = self.database.read_sql(f"SELECT count(*) AS n FROM ({self.sql}) AS mlops_window", self.params)
@@ -174,20 +199,24 @@ class WindowInDatabase:
 
         query = self.database.dialect.inline(self.sql, self.params)
         try:
-            return validate_query(self.database.sqlalchemy_url(), query, config, name=name, rows=rows,
-                                  id_columns=[self.data.entity_id])
+            outcome = validate_query(self.database.sqlalchemy_url(), query, config, name=name, rows=rows,
+                                     id_columns=[self.data.entity_id])
         except Exception as error:
             if type(error).__module__.startswith("airflow_mlops"):
                 raise
             raise self.database.error("validating in the database", error) from error
+        return outcome
 
-    def row_checks(self, report: dict[str, Any]) -> tuple[list[RowCheck], list[str]]:
-        """The SQL form of each failed row-level expectation, and the labels of those without one."""
+    def row_checks(self, report: dict[str, Any], config) -> tuple[list[RowCheck], list[str]]:
+        """The SQL form of each failed row-level expectation, and the labels of those without one. The arguments
+        are the configured ones (``config``: the validation config): the report's went through JSON, where an
+        infinite bound is null."""
         checks, missing = [], []
         for entry in report["results"]:
             if entry["success"] or not entry.get("row_level"):
                 continue
-            check = row_check(self.database.dialect, entry["expectation"], entry["kwargs"], window_sql=self.sql,
+            kwargs = _configured_kwargs(config, entry)
+            check = row_check(self.database.dialect, entry["expectation"], kwargs, window_sql=self.sql,
                               window_params=self.params)
             if check is None:
                 missing.append(f"{entry['expectation']}({entry['kwargs'].get('column')})")
@@ -214,6 +243,21 @@ class WindowInDatabase:
         """The window without the rows ``checks`` find unexpected, typed as the extract task types it."""
         from airflow_mlops.core.coercion import coerce_to_config
 
-        read = self.database.read_window(**self.window, order_by=[self.data.entity_id], with_unreadable=False,
-                                         exclude=unexpected_sql(checks))
+        # Read from the same query the checks judged (NaN as missing, no infinite rows), written out in full.
+        window = dict(self.window, table=None, query=self.database.dialect.inline(self.sql, self.params))
+        read = self.database.read_window(**window, order_by=[self.data.entity_id], with_unreadable=False,
+                                         exclude=unexpected_sql(checks) if checks else None)
         return coerce_to_config(read.frame, self.data).frame
+
+
+def _configured_kwargs(config, entry: dict[str, Any]) -> dict[str, Any]:
+    """The configured arguments of a report entry: the expectation of that type whose arguments the report shows
+    (GX may add defaults and turn 2 into 2.0; both compare equal here), else the report's own."""
+    from airflow_mlops.core.jsonsafe import json_safe
+
+    for item in config.expectations:
+        ((name, kwargs),) = item.items()
+        kwargs = dict(kwargs or {})
+        if name == entry["expectation"] and all(entry["kwargs"].get(k) == json_safe(v) for k, v in kwargs.items()):
+            return kwargs
+    return entry["kwargs"]

@@ -58,7 +58,7 @@ class DataValidationOperator(MLOpsBaseOperator):
                           quarantined=0)
             checks = None
             if not report["success"] and policy == "quarantine" and outcome.quarantinable and window is not None:
-                checks, missing = window.row_checks(report)
+                checks, missing = window.row_checks(report, config.validation)
                 if missing:
                     report["not_quarantinable"] = missing
                     outcome.quarantinable = False
@@ -132,7 +132,15 @@ class DataValidationOperator(MLOpsBaseOperator):
                           unsupported)
             return None
         windows = TrainingWindows.from_dict(self.data["windows"])
-        return WindowInDatabase(hook.database, config.data, start=windows.train_start, end=windows.end)
+        window = WindowInDatabase(hook.database, config.data, start=windows.train_start, end=windows.end)
+        if window.incompatible:
+            why = (f"numeric column(s) {window.incompatible} are not numbers in the database (they compare "
+                   "differently there than in the typed snapshot)")
+            if engine == "database":
+                raise ValidationSetupError(f"validation.engine: database, but {why}")
+            self.log.info("Validating the snapshot in pandas: %s", why)
+            return None
+        return window
 
     def _unchanged_rows(self, window) -> int:
         """Rows of the window now; they must be those the extract task read, or the report would judge other data
@@ -140,7 +148,7 @@ class DataValidationOperator(MLOpsBaseOperator):
         from airflow_mlops.core.data_checks import DataProblem
 
         rows = window.count()
-        expected = self.data.get("rows_in_window")
+        expected = self.data.get("rows")  # the rows the extract task kept (its rejected rows are not in the query)
         if expected is not None and rows != int(expected):
             raise DataProblem([f"the window changed since it was extracted ({expected} rows then, {rows} now, "
                                f"connection {self.data_conn_id!r}): rows were written into the past; rerun the "

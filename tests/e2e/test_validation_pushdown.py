@@ -37,7 +37,7 @@ def test_bad_rows_are_found_and_set_aside_inside_postgres(project, postgres_sche
     assert validate["artifact"] == names.VALIDATED_ARTIFACT
 
     report = project.mlflow.load_json(validate["validation_run_id"], names.VALIDATION_JSON)
-    assert report["engine"] == "database" and report["rows"] == extract["rows_in_window"]
+    assert report["engine"] == "database" and report["rows"] == extract["rows"]
     (between,) = [r for r in report["results"] if r["expectation"] == "expect_column_values_to_be_between"]
     assert between["unexpected_count"] == 5 and not between["success"]
     assert {s["loan_id"] for s in between["partial_unexpected_index_list"]} == set(bad)
@@ -96,7 +96,7 @@ def test_rows_written_into_the_window_after_extract_stop_the_run(project, postgr
     assert run["tasks"]["validate"] == "failed" and run["tries"]["validate"] == 1
     assert run["tasks"]["train"] == "upstream_failed"
     logged = "".join(capfd.readouterr())
-    rows = run["results"]["extract"]["rows_in_window"]
+    rows = run["results"]["extract"]["rows"]
     assert f"the window changed since it was extracted ({rows} rows then, {rows + 3} now" in logged
 
 

@@ -11,6 +11,7 @@ from datetime import datetime
 import pytest
 
 from airflow_mlops.core.config import DataConfig, ValidationConfig
+from airflow_mlops.core.errors import ValidationSetupError
 from airflow_mlops.hooks.database import Database
 from airflow_mlops.hooks.validation_sql import SUPPORTED, WindowInDatabase, row_check
 from tests.conftest import POSTGRES_URL
@@ -64,9 +65,12 @@ def window(postgres_schema):
     return WindowInDatabase(database, data, start=START, end=END)
 
 
+def _config(cases) -> ValidationConfig:
+    return ValidationConfig(expectations=[{name: kwargs} for name, kwargs in cases])
+
+
 def _gx(window, cases):
-    config = ValidationConfig(expectations=[{name: kwargs} for name, kwargs in cases])
-    return window.validate(config, name="probe", rows=window.count())
+    return window.validate(_config(cases), name="probe", rows=window.count())
 
 
 def _count(window, check) -> int:
@@ -107,7 +111,7 @@ def test_quarantine_is_one_statement_in_the_database_and_a_retry_replaces(window
     cases = [("expect_column_values_to_be_between", {"column": "amount", "min_value": 0}),
              ("expect_column_values_to_be_in_set", {"column": "region", "value_set": ["c0", "c1", "c2", "c3"]})]
     outcome = _gx(window, cases)
-    checks, missing = window.row_checks(outcome.report)
+    checks, missing = window.row_checks(outcome.report, _config(cases))
     assert missing == [] and len(checks) == 2
     table = f"{postgres_schema}.loans_quarantine"
     expected = sum(e["unexpected_count"] for e in outcome.report["results"])
@@ -130,7 +134,7 @@ def test_configured_values_are_bound_never_pasted_into_sql(window, postgres_sche
     cases = [("expect_column_values_to_be_in_set", {"column": "region", "value_set": ["c1", hostile]}),
              ("expect_column_values_to_match_regex", {"column": "region", "regex": "^c' OR '1'='1"})]
     outcome = _gx(window, cases)
-    checks, _ = window.row_checks(outcome.report)
+    checks, _ = window.row_checks(outcome.report, _config(cases))
     assert all(hostile not in check.predicate for check in checks)
     window.quarantine(f"{postgres_schema}.q", checks, key="k")
     assert window.count() == 4536 - 72  # the table is still there, whole
@@ -195,6 +199,100 @@ def test_great_expectations_never_fetches_the_window_rows(window):
     finally:
         event.remove(Engine, "after_cursor_execute", count_rows)
     assert all("error" not in e for e in outcome.report["results"])
-    assert any(statement.endswith("AS mlops_columns LIMIT 0") for _, statement in fetched)
+    from airflow_mlops.core.validation import VIEW
+
+    assert (0, f"SELECT * FROM {VIEW} LIMIT 0") in fetched
     # Counts and failing samples (at most 20 per expectation) come back, never the window's 4,464 rows.
     assert max(rows for rows, _ in fetched) <= 20, [(rows, statement[:200]) for rows, statement in fetched]
+
+
+# --- found by an adversarial probe: each a regression test -------------------------------------------------------
+
+@pytest.fixture
+def odd(postgres_schema):
+    """A table with what real sources hold: float NaN and +-Infinity, text with % and :name, 1,000 rows."""
+    database = Database.from_uri(POSTGRES_URL)
+    with database.transaction() as cursor:
+        cursor.execute(f'CREATE TABLE "{postgres_schema}".odd (id text, at timestamp, amount double precision, '
+                       "note text, y integer)")
+        cursor.execute(f"""INSERT INTO "{postgres_schema}".odd SELECT 'R' || g, TIMESTAMP '2024-01-10' + g * INTERVAL
+            '1 minute',
+            CASE WHEN g % 100 = 0 THEN 'NaN'::float8 WHEN g % 250 = 1 THEN 'Infinity'::float8 ELSE g % 90 END,
+            CASE g % 3 WHEN 0 THEN 'a :name b' WHEN 1 THEN '50% off' ELSE 'x' END, g % 2
+            FROM generate_series(1, 1000) AS g""")
+    return database, postgres_schema
+
+
+def _odd_window(database, schema, **data):
+    config = {"table": f"{schema}.odd", "entity_id": "id", "timestamp_column": "at", "target": "y",
+              "features": ["amount", "note"], "categorical": ["note"], **data}
+    return WindowInDatabase(database, DataConfig(**config), start=START, end=END)
+
+
+def test_a_query_with_percent_signs_and_colons_is_validated_as_written(odd):
+    database, schema = odd
+    query = f"SELECT * FROM \"{schema}\".odd WHERE note <> '50% off' AND note <> 'a :name b' -- 100% of the rest"
+    window = _odd_window(database, schema, table=None, query=query)
+    cases = [("expect_column_values_to_be_in_set", {"column": "note", "value_set": ["x", "y"]}),
+             ("expect_column_values_to_match_regex", {"column": "note", "regex": "^x$"})]
+    outcome = _gx(window, cases)
+    rows = window.count()
+    assert 300 < rows < 340 and all(e["element_count"] == rows and e["unexpected_count"] == 0
+                                    for e in outcome.report["results"]), outcome.report
+    only_percent = _odd_window(database, schema, table=None,
+                               query=f"SELECT * FROM \"{schema}\".odd WHERE note = '50% off'")
+    (entry,) = _gx(only_percent, cases[:1]).report["results"]
+    assert entry["element_count"] == only_percent.count() > 300 and entry["unexpected_count"] == entry["element_count"]
+
+
+def test_nan_is_missing_and_infinite_rows_are_left_to_the_extract_task(odd):
+    """As the extract task types the rows: NaN is a missing value; a row with an infinite number was rejected (and
+    quarantined) there, so it is neither validated nor quarantined a second time."""
+    database, schema = odd
+    window = _odd_window(database, schema)
+    assert window.count() == 1000 - 4  # g = 1, 251, 501, 751 hold Infinity
+    cases = [("expect_column_values_to_not_be_null", {"column": "amount"}),
+             ("expect_column_values_to_be_between", {"column": "amount", "min_value": 0, "max_value": 89})]
+    outcome = _gx(window, cases)
+    null, between = (next(e for e in outcome.report["results"] if e["expectation"] == name) for name, _ in cases)
+    assert null["unexpected_count"] == 10 and between["success"] is True
+    checks, _ = window.row_checks(outcome.report, _config(cases))
+    assert window.quarantine(f"{schema}.q", checks, key="k") == 10
+    assert len(window.read_clean(checks)) == 1000 - 4 - 10
+
+
+def test_arguments_come_from_the_config_not_from_the_json_report(odd):
+    """The report's kwargs went through JSON (an infinite bound becomes null) and GX's types (2 becomes 2.0)."""
+    database, schema = odd
+    window = _odd_window(database, schema)
+    cases = [("expect_column_values_to_be_between", {"column": "amount", "min_value": float("-inf"),
+                                                     "max_value": 50}),
+             ("expect_column_value_lengths_to_equal", {"column": "note", "value": 1})]
+    outcome = _gx(window, cases)
+    checks, missing = window.row_checks(outcome.report, _config(cases))
+    assert missing == [] and len(checks) == 2
+    for check in checks:
+        (entry,) = [e for e in outcome.report["results"] if check.label.startswith(e["expectation"])]
+        assert _count(window, check) == entry["unexpected_count"] > 0
+
+
+def test_a_large_value_set_is_bound_once(odd):
+    database, schema = odd
+    window = _odd_window(database, schema)
+    values = [f"v{i}" for i in range(40_000)]  # a ZIP-code-sized set: bound twice it passed PostgreSQL's 65,535
+    # (GX itself needs ~30 s to compile such a set into SQL, so the check is built here without it.)
+    check = row_check(window.database.dialect, "expect_column_values_to_be_in_set",
+                      {"column": "note", "value_set": ["x", *values]}, window_sql=window.sql)
+    assert window.quarantine(f"{schema}.q", [check], key="k") == _count(window, check) > 0
+    too_many = row_check(window.database.dialect, "expect_column_values_to_be_in_set",
+                         {"column": "note", "value_set": [f"v{i}" for i in range(70_000)]}, window_sql=window.sql)
+    with pytest.raises(ValidationSetupError, match="PostgreSQL takes 65535 per statement; set validation.engine"):
+        window.quarantine(f"{schema}.q", [too_many], key="k")
+
+
+def test_a_connection_uri_with_its_own_options_still_validates(odd):
+    database, schema = odd
+    with_options = Database.from_uri(f"{POSTGRES_URL}?options=-c%20search_path%3D{schema}")
+    window = _odd_window(with_options, schema)
+    (entry,) = _gx(window, [("expect_column_values_to_not_be_null", {"column": "note"})]).report["results"]
+    assert entry["success"] and entry["element_count"] == window.count()
