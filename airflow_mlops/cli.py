@@ -50,7 +50,7 @@ def _cmd_new_model(args) -> int:
         print(f"airflow-mlops new-model: error: {args.name!r} is not a model name: lower case letters, digits and "
               "'_', starting with a letter, at most 63 characters", file=sys.stderr)
         return 2
-    dags = Path(args.dags_folder)
+    dags = Path(args.dags_folder) if args.dags_folder else _default_dags_folder()
     config_path = dags / "configs" / f"{args.name}.yaml"
     stub_path = dags / f"mlops_{args.name}.py"
     config_path.parent.mkdir(parents=True, exist_ok=True)
@@ -65,6 +65,9 @@ def _cmd_new_model(args) -> int:
             "  timestamp_column: created_at\n  entity_id: id\n  target: label\n  features: [x1, x2]\n")
     print(f"wrote {stub_path} and {config_path}; edit the YAML, then `airflow-mlops validate-config {config_path}`")
     return 0
+
+
+DAGS_FOLDER_HELP = "default: $AIRFLOW__CORE__DAGS_FOLDER, else $AIRFLOW_HOME/dags (~/airflow/dags), as Airflow's own"
 
 
 def _default_dags_folder() -> Path:
@@ -253,11 +256,10 @@ def _in_range(kind, low, high, *, low_open: bool = False, high_open: bool = Fals
 
 
 def _config_path(args) -> Path:
-    import os
 
     if args.config:
         return Path(args.config)
-    dags = Path(args.dags_folder or os.environ.get("AIRFLOW__CORE__DAGS_FOLDER") or "dags")
+    dags = Path(args.dags_folder) if args.dags_folder else _default_dags_folder()
     for suffix in (".yaml", ".yml"):
         if (dags / "configs" / f"{args.model}{suffix}").exists():
             return dags / "configs" / f"{args.model}{suffix}"
@@ -303,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="airflow-mlops", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     init = commands.add_parser("init", help="write the bundled DAG file and example config into a DAGs folder")
-    init.add_argument("--dags-folder", help="default: $AIRFLOW__CORE__DAGS_FOLDER, else $AIRFLOW_HOME/dags")
+    init.add_argument("--dags-folder", help=DAGS_FOLDER_HELP)
     init.add_argument("--force", action="store_true", help="overwrite files that exist")
     init.set_defaults(func=_cmd_init)
     demo = commands.add_parser("demo", help="run the embedded end-to-end demo")
@@ -343,12 +345,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "MLflow aliases. Uses the Airflow connections the model config names.")
     rollback.add_argument("model")
     rollback.add_argument("--config", help="the model YAML (default: <dags-folder>/configs/<model>.yaml)")
-    rollback.add_argument("--dags-folder", help="default: $AIRFLOW__CORE__DAGS_FOLDER or ./dags")
+    rollback.add_argument("--dags-folder", help=DAGS_FOLDER_HELP)
     rollback.add_argument("--reason", default="rolled back by hand (airflow-mlops rollback)")
     rollback.set_defaults(func=_cmd_rollback)
     new = commands.add_parser("new-model", help="scaffold a model: a YAML config and its thin DAG file")
     new.add_argument("name")
-    new.add_argument("--dags-folder", default="dags")
+    new.add_argument("--dags-folder", help=DAGS_FOLDER_HELP)
     new.set_defaults(func=_cmd_new_model)
     return parser
 

@@ -27,3 +27,16 @@ def test_init_defaults_to_airflow_home_and_says_clearly_when_it_cannot_write(tmp
     err = capsys.readouterr().err
     assert err.startswith("airflow-mlops init: error: cannot write into") and "Traceback" not in err
     assert blocker.read_text() == "a file where the DAGs folder should be"
+
+
+def test_every_command_defaults_to_the_same_dags_folder(tmp_path, monkeypatch, capsys):
+    """init, new-model and rollback all look where Airflow looks (rollback used ./dags, new-model ./dags)."""
+    monkeypatch.delenv("AIRFLOW__CORE__DAGS_FOLDER", raising=False)
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    dags = tmp_path / "home" / "dags"
+    assert main(["rollback", "churn"]) == 2
+    assert str(dags / "configs" / "churn.yaml") in capsys.readouterr().err
+    assert main(["new-model", "churn"]) == 0
+    assert (dags / "configs" / "churn.yaml").exists() and (dags / "mlops_churn.py").exists()
+    assert not (tmp_path / "dags").exists()
