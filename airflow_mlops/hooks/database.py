@@ -396,14 +396,19 @@ class Database:
 
         d = self.dialect
         source = d.source_sql(table=table, query=query)
-        selected, bounds = self.window_select(columns=columns, timestamp_column=timestamp_column, start=start,
-                                              end=end, table=table, query=query, timestamp_format=timestamp_format)
+        # The columns to order by are selected too (the outer query only sees the inner one's columns; SQLite
+        # would read an unknown "name" as a text constant and order by nothing) and dropped afterwards.
+        extra = [c for c in order_by if c not in columns]
+        selected, bounds = self.window_select(columns=[*columns, *extra], timestamp_column=timestamp_column,
+                                              start=start, end=end, table=table, query=query,
+                                              timestamp_format=timestamp_format)
         order = ", ".join([d.quote(TS_ALIAS), *(d.quote(c) for c in order_by)])
         where = ""
         if exclude is not None:
             where, excluded_params = f" WHERE NOT {exclude[0]}", list(exclude[1])
             bounds = [*bounds, *excluded_params]
         frame = self.read_sql(f"SELECT * FROM ({selected}) AS mlops_window{where} ORDER BY {order}", bounds)
+        frame = frame.drop(columns=extra)
         frame[timestamp_column] = self._parse_times(frame.pop(TS_ALIAS), timestamp_column)
         result = WindowRead(frame, pd.DataFrame(columns=list(columns)))
         if with_unreadable:

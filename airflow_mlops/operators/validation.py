@@ -56,22 +56,11 @@ class DataValidationOperator(MLOpsBaseOperator):
             report["rejected_at_extract"] = int(self.data.get("rejected", 0))
             result = dict(self.data, validation_run_id=run_id, validation_success=report["success"],
                           quarantined=0)
-            checks = None
-            if not report["success"] and policy == "quarantine" and outcome.quarantinable and window is not None:
-                checks, missing = window.row_checks(report, config.validation)
-                if missing:
-                    report["not_quarantinable"] = missing
-                    outcome.quarantinable = False
-            if not report["success"] and policy == "quarantine" and outcome.quarantinable:
-                if window is None:
-                    bad = frame.loc[outcome.bad_index]
-                    written = self._quarantine(bad, report, context)
-                    clean = frame.drop(index=outcome.bad_index)
-                else:
-                    written = window.quarantine(config.quarantine_table, checks, key=self.task_key(context))
-                    clean = window.read_clean(checks)
-                    self.log.warning("Quarantined %d rows into %s (in the database)", written,
-                                     config.quarantine_table)
+            aside = None
+            if not report["success"] and policy == "quarantine":
+                aside = self._set_aside(outcome, window, frame, context)
+            if aside is not None:
+                written, clean = aside
                 report["quarantined_rows"] = written
                 hook.log_frame(run_id, clean, VALIDATED_ARTIFACT)
                 result.update(run_id=run_id, artifact=VALIDATED_ARTIFACT, rows=int(len(clean)), quarantined=written)
@@ -91,6 +80,24 @@ class DataValidationOperator(MLOpsBaseOperator):
                 self.log.warning("Data validation found problems (policy %s): %s", policy, summary)
             self.finish_run(run_id, result)
         return result
+
+    def _set_aside(self, outcome, window, frame, context) -> tuple[int, Any] | None:
+        """Quarantine the rows that failed, when every failure is row-level and its rows can be found: (rows
+        written, the clean snapshot), else None (and ``outcome.quarantinable`` is False)."""
+        config = self.model_config
+        report = outcome.report
+        if window is not None and outcome.quarantinable:
+            checks, missing = window.row_checks(report, config.validation)
+            if missing:
+                report["not_quarantinable"] = missing
+                outcome.quarantinable = False
+        if not outcome.quarantinable:
+            return None
+        if window is None:
+            return self._quarantine(frame.loc[outcome.bad_index], report, context), frame.drop(index=outcome.bad_index)
+        written = window.quarantine(config.quarantine_table, checks, key=self.task_key(context))
+        self.log.warning("Quarantined %d rows into %s (in the database)", written, config.quarantine_table)
+        return written, window.read_clean(checks)
 
     @staticmethod
     def _why_not_quarantined(report: dict[str, Any]) -> str:

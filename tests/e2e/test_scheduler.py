@@ -167,6 +167,21 @@ class AirflowStack:
         listed = self.api("GET", f"/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id)}/taskInstances?limit=100")
         return {ti["task_id"]: ti for ti in listed["task_instances"]}
 
+    def failures(self, dag_id: str, run_id: str) -> str:
+        """The end of each failed task's log, through the REST API (an assertion message that says why)."""
+        out = []
+        for task_id, ti in self.tasks(dag_id, run_id).items():
+            if ti["state"] != "failed":
+                continue
+            path = (f"/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id)}/taskInstances/{task_id}/logs/"
+                    f"{ti['try_number']}?full_content=true")
+            try:
+                content = self.api("GET", path).get("content", "")
+            except AssertionError as error:
+                content = str(error)
+            out.append(f"--- {task_id} (try {ti['try_number']}) ---\n{str(content)[-4000:]}")
+        return "\n".join(out) or "no failed task"
+
 
 def mlflow_api(server: MLflowServer, path: str, body: dict | None = None) -> dict:
     request = urllib.request.Request(f"{server.url}/api/2.0/mlflow/{path}", method="GET" if body is None else "POST",
@@ -261,7 +276,7 @@ def test_scheduler_runs_training_then_drift_triggers_retraining(deployment):
     stack.wait(lambda: stack.tasks(ct, first)["train"]["state"] in ("up_for_retry", "failed"), 300,
                "train to fail while MLflow is down")
     mlflow.start()
-    assert stack.finished(ct, first) == "success", stack.tasks(ct, first)
+    assert stack.finished(ct, first) == "success", stack.failures(ct, first)
     tasks = stack.tasks(ct, first)
     assert tasks["train"]["try_number"] >= 2
     assert all(tasks[t]["state"] == "success" for t in ("extract", "validate", "evaluate_gate", "register",
@@ -275,7 +290,7 @@ def test_scheduler_runs_training_then_drift_triggers_retraining(deployment):
     # 2. The population drifts; the drift DAG emits an event; the real scheduler starts the retraining.
     load_days(schema, FIRST_RUN, DRIFTED, drift_from=DRIFT_FROM)
     check = stack.trigger(drift, DRIFTED)
-    assert stack.finished(drift, check) == "success", stack.tasks(drift, check)
+    assert stack.finished(drift, check) == "success", stack.failures(drift, check)
     assert stack.tasks(drift, check)["emit_drift_event"]["state"] == "success"
 
     def asset_triggered():
@@ -286,6 +301,6 @@ def test_scheduler_runs_training_then_drift_triggers_retraining(deployment):
     stack.wait(lambda: stack.tasks(ct, triggered["dag_run_id"]).get("extract", {}).get("state") == "success", 600,
                "the retraining's extract to finish")
     stack.restart("api-server")
-    assert stack.finished(ct, triggered["dag_run_id"]) == "success", stack.tasks(ct, triggered["dag_run_id"])
+    assert stack.finished(ct, triggered["dag_run_id"]) == "success", stack.failures(ct, triggered["dag_run_id"])
     assert aliases(mlflow) == {"champion": "2", "previous_champion": "1"}
     assert versions(mlflow) == ["1", "2"]

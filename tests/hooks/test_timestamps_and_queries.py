@@ -254,3 +254,15 @@ def test_sqlite_window_matches_utc_arithmetic_near_and_far_from_its_edges(tmp_pa
 
     inside = [i for i, text, _ in rows if start <= utc(text) < end]
     assert sorted(read.frame["id"].tolist()) == inside and 1000 < len(inside) < 3000
+
+
+def test_a_window_is_ordered_by_a_column_it_does_not_return(tmp_path):
+    """The drift task reads features only, ordered by time then entity id (a stable order for fingerprints)."""
+    rows = [(i, "2018-01-04 10:00:00", None) for i in (5, 3, 9, 1)]
+    db = sqlite_db(tmp_path, rows)
+    with sqlite3.connect(tmp_path / "events.db") as connection:
+        connection.execute("UPDATE events SET amount = id * 10")
+    read = db.read_window(columns=["happened_at", "amount"], timestamp_column="happened_at", start=START, end=END,
+                          table="events", order_by=["id"], with_unreadable=False)
+    assert list(read.frame.columns) == ["happened_at", "amount"]
+    assert read.frame["amount"].tolist() == [10.0, 30.0, 50.0, 90.0]
