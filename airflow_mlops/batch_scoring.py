@@ -59,13 +59,9 @@ def score_batch(*, config, state, source_db, deployment, models: dict[str, tuple
         with _writers(state.db, source_db, log, published) as (connection, write_log, write_published):
             chunks = source_db.iter_frames(sql, params or [], chunk_size=config.scoring.chunk_size,
                                            connection=connection)
-            # PostgreSQL reads (a connection of their own) run one chunk ahead while this thread scores and writes
-            # (the driver and the model both release the GIL). SQLite reads in turn: a reader holding the file
-            # while a writer commits to it is "database is locked".
-            ahead = connection is None and source_db.dialect.name != "sqlite"
             # Closed here, not when the garbage collector gets to it: a failed try's traceback keeps this frame
             # alive, and an unfinished SQLite read would hold the file locked against the retry's commit.
-            with closing(read_ahead(chunks) if ahead else chunks) as rows:
+            with closing(chunks) as rows:
                 for chunk in rows:
                     log_rows, published_rows = score_chunk(chunk, config, models, deployment, run, scored_at,
                                                            counts)
@@ -78,51 +74,3 @@ def score_batch(*, config, state, source_db, deployment, models: dict[str, tuple
         raise
     return counts
 
-
-def read_ahead(chunks):
-    """Iterate ``chunks`` with the next one being read in a background thread (one chunk ahead: memory stays
-    bounded by two chunks). An error in the reader is raised here, in order; stopping early stops the reader."""
-    import queue
-    import threading
-
-    slots: queue.Queue = queue.Queue(maxsize=1)
-    stop = threading.Event()
-    done = object()
-
-    def read() -> None:
-        try:
-            for chunk in chunks:
-                while not stop.is_set():
-                    try:
-                        slots.put(chunk, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            slots.put(done)
-        except BaseException as error:  # handed to the consumer, raised where the chunk would have been
-            slots.put(error)
-        finally:
-            close = getattr(chunks, "close", None)
-            if close is not None and stop.is_set():
-                close()
-
-    reader = threading.Thread(target=read, name="mlops-read-ahead", daemon=True)
-    reader.start()
-    try:
-        while True:
-            item = slots.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        while reader.is_alive():
-            try:
-                slots.get_nowait()
-            except queue.Empty:
-                pass
-            reader.join(timeout=0.1)

@@ -65,38 +65,3 @@ def test_a_champion_giving_nan_stops_the_batch(setup):
     with pytest.raises(DataProblem, match=r"the champion \(version 1\) gave 40 non-finite score\(s\)"):
         score_chunk(chunk, config, {"champion": ("1", NaNEveryTenth(model))}, canary(0.0), "run", "x", counts)
 
-
-def test_read_ahead_keeps_order_raises_in_place_and_stops_its_reader():
-    import threading
-
-    from airflow_mlops.batch_scoring import read_ahead
-
-    assert list(read_ahead(iter(range(50)))) == list(range(50))
-
-    def failing():
-        yield 1
-        yield 2
-        raise ValueError("connection lost after two chunks")
-
-    seen = []
-    with pytest.raises(ValueError, match="connection lost after two chunks"):
-        for chunk in read_ahead(failing()):
-            seen.append(chunk)
-    assert seen == [1, 2]  # the error surfaces where the third chunk would have been, not earlier
-
-    closed = threading.Event()
-
-    def endless():
-        try:
-            number = 0
-            while True:
-                number += 1
-                yield number
-        finally:
-            closed.set()  # the source (a cursor, a connection) is released when the consumer stops
-
-    for chunk in read_ahead(endless()):
-        if chunk == 3:
-            break
-    assert closed.wait(5)
-    assert not any(t.name == "mlops-read-ahead" and t.is_alive() for t in threading.enumerate())
