@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
 import uuid
+
+from memory import peak_mib, rss_mib
 
 POSTGRES_URL = os.environ.get("MLOPS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -30,13 +31,6 @@ def make_table(admin, table: str, rows: int) -> None:
     admin.execute(f"CREATE TABLE {table} AS SELECT {', '.join(columns)} FROM generate_series(1, {rows}) g")
     admin.execute(f"ANALYZE {table}")
 
-
-def rss_mib() -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def child(reader: str, table: str) -> None:
@@ -63,7 +57,7 @@ def child(reader: str, table: str) -> None:
     started = time.perf_counter()
     frame = read(sql)
     seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_mib()
     print(json.dumps({"rows": len(frame), "columns": frame.shape[1], "seconds": seconds,
                       "memory_mib": peak - before}))
 

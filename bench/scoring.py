@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from memory import peak_mib
 
 CHUNK = 50_000
 END = datetime(2030, 1, 1)
@@ -142,7 +142,7 @@ def child(database: str) -> None:
     cfg = config()
     counts, seconds = run_ours(Path(database), cfg, fitted(cfg), canary=True)
     print(json.dumps({"rows": counts["rows"], "seconds": seconds,
-                      "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                      "peak_mib": peak_mib()}))
 
 
 def peak(database: Path) -> dict:

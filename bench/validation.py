@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
 import uuid
 from datetime import datetime
+
+from memory import peak_mib, rss_mib
 
 POSTGRES_URL = os.environ.get("MLOPS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 START, END = datetime(2024, 1, 1), datetime(2025, 1, 1)
@@ -41,13 +42,6 @@ def make_table(admin, table: str, rows: int) -> None:
         FROM generate_series(1, {rows}) AS g""")
     admin.execute(f"ANALYZE {table}")
 
-
-def rss_mib() -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def child(path: str, table: str, warmup: str) -> None:
@@ -87,7 +81,7 @@ def child(path: str, table: str, warmup: str) -> None:
     started = time.perf_counter()
     result = run(table)
     seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_mib()
     print(json.dumps({**result, "seconds": seconds, "memory_mib": max(peak - before, 0.0)}))
 
 
