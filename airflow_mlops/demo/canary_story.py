@@ -18,9 +18,11 @@ from airflow_mlops.demo.environment import DemoEnvironment, grow_data, write_mod
 from airflow_mlops.demo.harness import run_dag
 
 GOOD, BAD = "credit_risk_canary", "credit_risk_mislabelled"
+# srm_p_value: with 300 loans a day, a correct 50% split falls below the default 0.001 in ~1 look of 430 (the
+# salt is random per canary); the demo must tell the same story every time. A broken split is still far below 1e-6.
 CANARY = {"canary.enabled": True, "canary.steps": [0.0, 0.5], "canary.min_labels_per_step": 300,
           "canary.label_delay": "1d", "canary.wait_for_labels": "0s", "canary.failure_limit": 2,
-          "canary.labels": {"table": "loans"}, "scoring.table": "loans"}
+          "canary.labels": {"table": "loans"}, "scoring.table": "loans", "canary.srm_p_value": 1e-6}
 GOOD_CANARY = {**CANARY, "canary.guardrails": {"roc_auc": 0.02, "log_loss": 0.02}}
 # The loose gate (minimum 0.6, margin 0.2) stands for any gate blind spot; the canary is the safety net.
 BAD_CANARY = {**CANARY, "canary.guardrails": {"roc_auc": 0.01}, "gate.non_inferiority_margin": 0.2,
