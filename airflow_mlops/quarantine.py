@@ -20,8 +20,14 @@ def quarantine_rows(database, table: str, rows, *, key: str, reason: str | None 
     if REASON_COLUMN not in text.columns:
         text[REASON_COLUMN] = reason or ""
     text[QUARANTINED_AT] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    kind = database.dialect.TEXT
-    columns = {column: kind for column in text.columns} | {RUN_KEY: kind}
-    database.ensure_table(table, columns, index=(RUN_KEY,))
-    database.ensure_columns(table, columns)  # the source may have gained columns since the table was created
+    prepare_table(database, table, list(text.columns))
     return database.replace_rows(text, table, key_column=RUN_KEY, key=key)
+
+
+def prepare_table(database, table: str, columns: list[str]) -> None:
+    """The quarantine table with these columns (all text) and the run key, indexed by the run key; a table that
+    exists gains the columns it lacks (the source may have gained columns since the table was created)."""
+    kind = database.dialect.TEXT
+    typed = {column: kind for column in columns} | {RUN_KEY: kind}
+    database.ensure_table(table, typed, index=(RUN_KEY,))
+    database.ensure_columns(table, typed)

@@ -166,9 +166,6 @@ class SqliteDialect(Dialect):
     def timestamp_expr(self, column: str, fmt: str = "iso") -> str:
         q, normal = self.quote(column), f"strftime('{self._NORMAL}', {self.quote(column)})"
         if fmt == "iso":
-            # Text only (SQLite would read a number, even as text, as a Julian day number), starting with a date
-            # (not "now" or "12:30"), a date that exists (strftime passes 2024-02-30 through; the Julian day
-            # normalises it), in the years pandas can hold.
             return f"(CASE WHEN {self._readable(column)} THEN {normal} END)"
         scale = 1000 if fmt == "epoch_milliseconds" else 1
         low, high, divisor = -9_000_000_000 * scale, 9_000_000_000 * scale, " / 1000.0" if scale > 1 else ""
@@ -196,7 +193,8 @@ class SqliteDialect(Dialect):
                 f"THEN {self._readable(column)} ELSE {predicate} END)", [low, high, inner_low, inner_high, *params])
 
     def _readable(self, column: str) -> str:
-        """The readability test of :meth:`timestamp_expr` (ISO text) alone: text starting with a date that exists
+        """The readability test of :meth:`timestamp_expr` (ISO text) alone: text (SQLite would read a number, even
+        as text, as a Julian day number) starting with a date (not "now" or "12:30") that exists
         (strftime passes 2024-02-30 through, julianday normalises it; checked on the date as written, before an
         offset moves it), a time that exists (T24:00 passes strftime, not julianday), in the years pandas can hold.
         Times are compared to the second: julianday rounds .9995 s up to the next second where strftime truncates,

@@ -132,29 +132,28 @@ def quarantine_in_database(database, table: str, *, columns: Sequence[str], wind
     each row as its reason. Returns the rows written."""
     d = database.dialect
     target = d.quote(d.table_name(table))
-    if not checks:  # nothing failed (any more): a retry still clears what an earlier try of this key wrote
-        with database.transaction() as cursor:
-            database.execute(cursor, f"DELETE FROM {target} WHERE {d.quote(key_column)} = {PARAM}", [key])
-        return 0
-    # Each predicate (with its parameters) appears once, as a flag column: a large value_set is bound once.
-    flags = ", ".join(f"COALESCE(({c.predicate}), FALSE) AS mlops_failed_{i}" for i, c in enumerate(checks))
-    flag_params = [p for c in checks for p in c.params]
-    reasons = ", ".join(f"CASE WHEN mlops_failed_{i} THEN {PARAM} END" for i in range(len(checks)))
-    where = " OR ".join(f"mlops_failed_{i}" for i in range(len(checks)))
-    names = [*columns, reason_column, at_column, key_column]
-    select = ", ".join(f"CAST({d.quote(c)} AS TEXT)" for c in columns)
-    insert = (f"INSERT INTO {target} ({', '.join(d.quote(c) for c in names)}) "
-              f"SELECT {select}, 'failed expectations: ' || concat_ws('; ', {reasons}), {PARAM}, {PARAM} "
-              f"FROM (SELECT *, {flags} FROM ({window_sql}) AS mlops_window) AS mlops_flagged WHERE {where}")
-    params = [*[c.label for c in checks], at, key, *flag_params, *window_params]
-    if len(params) > MAX_PARAMETERS:
-        from airflow_mlops.core.errors import ValidationSetupError
+    insert, params = None, []
+    if checks:  # none (nothing failed any more): a retry still clears what an earlier try of this key wrote
+        # Each predicate (with its parameters) appears once, as a flag column: a large value_set is bound once.
+        flags = ", ".join(f"COALESCE(({c.predicate}), FALSE) AS mlops_failed_{i}" for i, c in enumerate(checks))
+        reasons = ", ".join(f"CASE WHEN mlops_failed_{i} THEN {PARAM} END" for i in range(len(checks)))
+        where = " OR ".join(f"mlops_failed_{i}" for i in range(len(checks)))
+        names = [*columns, reason_column, at_column, key_column]
+        select = ", ".join(f"CAST({d.quote(c)} AS TEXT)" for c in columns)
+        insert = (f"INSERT INTO {target} ({', '.join(d.quote(c) for c in names)}) "
+                  f"SELECT {select}, 'failed expectations: ' || concat_ws('; ', {reasons}), {PARAM}, {PARAM} "
+                  f"FROM (SELECT *, {flags} FROM ({window_sql}) AS mlops_window) AS mlops_flagged WHERE {where}")
+        params = [*[c.label for c in checks], at, key, *[p for c in checks for p in c.params], *window_params]
+        if len(params) > MAX_PARAMETERS:
+            from airflow_mlops.core.errors import ValidationSetupError
 
-        raise ValidationSetupError(f"{len(params)} values to bind (value sets of the failed expectations): "
-                                   f"PostgreSQL takes {MAX_PARAMETERS} per statement; set validation.engine: pandas "
-                                   "to quarantine these rows")
+            raise ValidationSetupError(f"{len(params)} values to bind (value sets of the failed expectations): "
+                                       f"PostgreSQL takes {MAX_PARAMETERS} per statement; set validation.engine: "
+                                       "pandas to quarantine these rows")
     with database.transaction() as cursor:
         database.execute(cursor, f"DELETE FROM {target} WHERE {d.quote(key_column)} = {PARAM}", [key])
+        if insert is None:
+            return 0
         database.execute(cursor, insert, params)
         return cursor.rowcount
 
@@ -228,12 +227,9 @@ class WindowInDatabase:
         from datetime import datetime, timezone
 
         from airflow_mlops.core.coercion import REASON_COLUMN
-        from airflow_mlops.quarantine import QUARANTINED_AT, RUN_KEY
+        from airflow_mlops.quarantine import QUARANTINED_AT, RUN_KEY, prepare_table
 
-        kind = self.database.dialect.TEXT
-        columns = {c: kind for c in self.columns} | {REASON_COLUMN: kind, QUARANTINED_AT: kind, RUN_KEY: kind}
-        self.database.ensure_table(table, columns, index=(RUN_KEY,))
-        self.database.ensure_columns(table, columns)
+        prepare_table(self.database, table, [*self.columns, REASON_COLUMN, QUARANTINED_AT])
         return quarantine_in_database(
             self.database, table, columns=self.columns, window_sql=self.sql, window_params=self.params,
             checks=checks, key=key, at=datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -107,7 +107,7 @@ class ExtractTrainingDataOperator(MLOpsBaseOperator):
                 client.set_tag(run_id, names.SCHEMA, json.dumps(schema_of(frame)))
             result = {"run_id": run_id, "artifact": names.DATA_ARTIFACT, "fingerprint": fingerprint,
                       "rows": int(len(frame)), "windows": windows.to_dict(), "source": source,
-                      "rejected": int(len(rejected)), "rows_in_window": int(len(read.frame)), "conn_id": conn_id}
+                      "rejected": int(len(rejected)), "conn_id": conn_id}
             self.finish_run(run_id, result)
         return result
 

@@ -90,7 +90,7 @@ class RegisterModelOperator(MLOpsBaseOperator):
         version = hook.find_or_create_version(name, run_id=run_id, source=source, tags=version_tags)
         hook.set_version_tags(name, version, integrity)  # a version created by an earlier try keeps its tags
         self.persist_links(context, model_version=model_version_url(self.ui_url, name, version))
-        if deployments.current(actor=actor(context)).challenger != version:
+        if row.challenger != version:  # read above; creating a version does not change the state
             self._verify_and_smoke_test(name, version, run_id)
         deployments.register_challenger(version, actor=actor(context))
         self.log.info("Registered %s version %s (challenger)", name, version)

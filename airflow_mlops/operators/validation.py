@@ -130,23 +130,19 @@ class DataValidationOperator(MLOpsBaseOperator):
                 raise ValidationSetupError(f"validation.engine: database needs the data in PostgreSQL; connection "
                                            f"{self.data_conn_id!r} is {hook.dialect.name}")
             return None
-        unsupported = unsupported_in_database(config.validation)
-        if unsupported:
-            if engine == "database":
-                raise ValidationSetupError(f"validation.engine: database, but Great Expectations computes "
-                                           f"{unsupported} in pandas only")
-            self.log.info("Validating the snapshot in pandas: Great Expectations computes %s in pandas only",
-                          unsupported)
-            return None
-        windows = TrainingWindows.from_dict(self.data["windows"])
-        window = WindowInDatabase(hook.database, config.data, start=windows.train_start, end=windows.end)
-        if window.incompatible:
-            why = (f"numeric column(s) {window.incompatible} are not numbers in the database (they compare "
-                   "differently there than in the typed snapshot)")
+        def in_pandas(why: str) -> None:
             if engine == "database":
                 raise ValidationSetupError(f"validation.engine: database, but {why}")
             self.log.info("Validating the snapshot in pandas: %s", why)
-            return None
+
+        unsupported = unsupported_in_database(config.validation)
+        if unsupported:
+            return in_pandas(f"Great Expectations computes {unsupported} in pandas only")
+        windows = TrainingWindows.from_dict(self.data["windows"])
+        window = WindowInDatabase(hook.database, config.data, start=windows.train_start, end=windows.end)
+        if window.incompatible:
+            return in_pandas(f"numeric column(s) {window.incompatible} are not numbers in the database (they "
+                             "compare differently there than in the typed snapshot)")
         return window
 
     def _unchanged_rows(self, window) -> int:
