@@ -12,6 +12,7 @@ import pytest
 
 from airflow_mlops.core.errors import PromotionConflict
 from airflow_mlops.hooks.database import Database
+from airflow_mlops.hooks.dialects import PARAM
 from airflow_mlops.hooks.state import MIGRATIONS, StateStore
 from tests.conftest import POSTGRES_URL
 
@@ -35,6 +36,35 @@ def test_migrations_are_versioned_and_idempotent(store_spec):
     assert state.migrate() == MIGRATIONS[-1][0]
     assert store(store_spec).migrate() == MIGRATIONS[-1][0]  # a second process: nothing to do
     assert store(store_spec).schema_version() == MIGRATIONS[-1][0]
+
+
+def _log_indexes(state: StateStore) -> set[str]:
+    if state.dialect.name == "sqlite":
+        rows = state.db.read_sql(f"SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = {PARAM}",
+                                 ["mlops_prediction_log"])
+    else:
+        rows = state.db.read_sql(f"SELECT indexname AS name FROM pg_indexes WHERE schemaname = {PARAM} AND tablename = {PARAM}",
+                                 [state.schema, "mlops_prediction_log"])
+    return set(rows["name"])
+
+
+def test_upgrading_a_version_2_store_drops_the_entity_index_and_keeps_the_log(store_spec, monkeypatch):
+    from airflow_mlops.hooks import state as state_module
+
+    monkeypatch.setattr(state_module, "MIGRATIONS", MIGRATIONS[:2])  # a store made by the previous release
+    old = store(store_spec)
+    assert old.migrate() == 2 and "mlops_prediction_log_entity_idx" in _log_indexes(old)
+    with old.db.bulk_writer(old.table("mlops_prediction_log"), ["model", "scoring_run", "entity_id", "model_version",
+                                                                 "arm", "published", "scored_at"]) as write:
+        write([("m", "r1", "e1", "1", "champion", 1, "2025-01-01T00:00:00")])
+    monkeypatch.setattr(state_module, "MIGRATIONS", MIGRATIONS)
+    monkeypatch.setattr(state_module, "_MIGRATED", set())  # a new process of the new release
+    upgraded = store(store_spec)
+    assert upgraded.migrate() == 3 and upgraded.schema_version() == 3
+    assert "mlops_prediction_log_entity_idx" not in _log_indexes(upgraded)
+    assert "mlops_prediction_log_canary_idx" in _log_indexes(upgraded)
+    log = upgraded.db.read_sql(f"SELECT entity_id FROM {upgraded.dialect.quote(upgraded.table('mlops_prediction_log'))}")
+    assert log["entity_id"].tolist() == ["e1"]
 
 
 def test_compare_and_set_promotion(store_spec):
@@ -64,6 +94,7 @@ RACE = """
 import json, sys, time
 from airflow_mlops.core.errors import PromotionConflict
 from airflow_mlops.hooks.database import Database
+from airflow_mlops.hooks.dialects import PARAM
 from airflow_mlops.hooks.state import StateStore
 uri, schema, new, start = sys.argv[1], sys.argv[2] or None, sys.argv[3], float(sys.argv[4])
 state = StateStore(Database.from_uri(uri), schema=schema)
@@ -112,6 +143,7 @@ def test_promoting_the_champion_over_itself_keeps_the_rollback_target(store_spec
 ENSURE = """
 import json, sys, time
 from airflow_mlops.hooks.database import Database
+from airflow_mlops.hooks.dialects import PARAM
 from airflow_mlops.hooks.state import StateStore
 state = StateStore(Database.from_uri(sys.argv[1]), schema=sys.argv[2] or None)
 state.migrate()
@@ -166,6 +198,7 @@ DECIDE = """
 import json, sys, time
 from airflow_mlops.core.errors import PromotionConflict
 from airflow_mlops.hooks.database import Database
+from airflow_mlops.hooks.dialects import PARAM
 from airflow_mlops.hooks.state import StateStore
 uri, schema, action = sys.argv[1], sys.argv[2] or None, sys.argv[3]
 row_version, start = int(sys.argv[4]), float(sys.argv[5])
