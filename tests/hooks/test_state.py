@@ -43,8 +43,8 @@ def _log_indexes(state: StateStore) -> set[str]:
         rows = state.db.read_sql(f"SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = {PARAM}",
                                  ["mlops_prediction_log"])
     else:
-        rows = state.db.read_sql(f"SELECT indexname AS name FROM pg_indexes WHERE schemaname = {PARAM} AND tablename = {PARAM}",
-                                 [state.schema, "mlops_prediction_log"])
+        rows = state.db.read_sql(f"SELECT indexname AS name FROM pg_indexes WHERE schemaname = {PARAM} "
+                                 f"AND tablename = {PARAM}", [state.schema, "mlops_prediction_log"])
     return set(rows["name"])
 
 
@@ -54,8 +54,8 @@ def test_upgrading_a_version_2_store_drops_the_entity_index_and_keeps_the_log(st
     monkeypatch.setattr(state_module, "MIGRATIONS", MIGRATIONS[:2])  # a store made by the previous release
     old = store(store_spec)
     assert old.migrate() == 2 and "mlops_prediction_log_entity_idx" in _log_indexes(old)
-    with old.db.bulk_writer(old.table("mlops_prediction_log"), ["model", "scoring_run", "entity_id", "model_version",
-                                                                 "arm", "published", "scored_at"]) as write:
+    columns = ["model", "scoring_run", "entity_id", "model_version", "arm", "published", "scored_at"]
+    with old.db.bulk_writer(old.table("mlops_prediction_log"), columns) as write:
         write([("m", "r1", "e1", "1", "champion", 1, "2025-01-01T00:00:00")])
     monkeypatch.setattr(state_module, "MIGRATIONS", MIGRATIONS)
     monkeypatch.setattr(state_module, "_MIGRATED", set())  # a new process of the new release
@@ -63,7 +63,8 @@ def test_upgrading_a_version_2_store_drops_the_entity_index_and_keeps_the_log(st
     assert upgraded.migrate() == 3 and upgraded.schema_version() == 3
     assert "mlops_prediction_log_entity_idx" not in _log_indexes(upgraded)
     assert "mlops_prediction_log_canary_idx" in _log_indexes(upgraded)
-    log = upgraded.db.read_sql(f"SELECT entity_id FROM {upgraded.dialect.quote(upgraded.table('mlops_prediction_log'))}")
+    log_table = upgraded.dialect.quote(upgraded.table("mlops_prediction_log"))
+    log = upgraded.db.read_sql(f"SELECT entity_id FROM {log_table}")
     assert log["entity_id"].tolist() == ["e1"]
 
 
