@@ -1,4 +1,5 @@
-"""Canary analysis of 1M logged predictions (both arms: 2M log rows) with labels, in PostgreSQL.
+"""Canary analysis of 1M logged predictions with labels, in PostgreSQL: 1M log rows (500k entities, both arms)
+and 1M entities (2M log rows).
 
 Ours: the look's evidence as the analysis task gathers it (airflow_mlops.hooks.canary): published counts and the
 labelled pairs joined in SQL, then the paired comparisons (DeLong for ROC AUC, the paired interval for log loss)
@@ -84,10 +85,7 @@ def baseline(schema: str) -> tuple[float, dict]:
     return time.perf_counter() - started, {"n": len(merged), "auc": auc}
 
 
-def main(entities: int = 1_000_000) -> None:
-    import psycopg
-
-    admin = psycopg.connect(POSTGRES_URL, autocommit=True)
+def measure(admin, entities: int) -> None:
     schema = f"bench_{uuid.uuid4().hex[:8]}"
     admin.execute(f'CREATE SCHEMA "{schema}"')
     try:
@@ -106,6 +104,17 @@ def main(entities: int = 1_000_000) -> None:
               f"[{result['auc']['ci_low']:+.4f}, {result['auc']['ci_high']:+.4f}], SRM p {result['srm_p']:.3f}")
     finally:
         admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def main(entities: int = 1_000_000) -> None:
+    """Both readings of "1M logged predictions": 1M log rows (500k entities, both arms) and 1M entities."""
+    import psycopg
+
+    admin = psycopg.connect(POSTGRES_URL, autocommit=True)
+    try:
+        for size in (entities // 2, entities):
+            measure(admin, size)
+    finally:
         admin.close()
 
 
