@@ -130,8 +130,7 @@ class CanaryAnalysisOperator(MLOpsBaseOperator):
 
         from airflow_mlops.core.canary import (CHALLENGER_ARM, CHAMPION_ARM, MIN_PER_CLASS, Analysis, decide,
                                                judge_guardrails, srm_test)
-        from airflow_mlops.hooks.canary import (LabelSource, labelled_pairs, matured_prediction_count,
-                                                published_counts, store_analysis)
+        from airflow_mlops.hooks.canary import LabelSource, look_evidence, store_analysis
         from airflow_mlops.hooks.data import SqlDataHook
         from airflow_mlops.task_context import resolve_window_end, run_identity
 
@@ -145,10 +144,9 @@ class CanaryAnalysisOperator(MLOpsBaseOperator):
         end = resolve_window_end(self.window_end, context, config.model)
         state = deployments.state
         labels = LabelSource.of(config, SqlDataHook(data_conn_id=config.data.conn_id).database)
-        counts = published_counts(state, config.model, row.canary_id, row.step)
+        evidence = look_evidence(state, labels, config.model, row.canary_id, row.step, end - canary.label_delay)
+        counts, pairs = evidence.published, evidence.pairs
         srm = srm_test(counts[CHAMPION_ARM], counts[CHALLENGER_ARM], float(row.weight or 0.0))
-        matured_before = end - canary.label_delay
-        pairs = labelled_pairs(state, labels, config.model, row.canary_id, row.step, matured_before)
         y = pairs["label"].astype("float64").to_numpy() if len(pairs) else np.array([])
         guardrails, labelled, minority = judge_guardrails(
             y, pairs["champion"], pairs["challenger"], canary.guardrails, min_labels=canary.min_labels_per_step,
@@ -157,9 +155,7 @@ class CanaryAnalysisOperator(MLOpsBaseOperator):
                                                             error))
         comparable = labelled > 0
         analysis = Analysis(labelled=labelled, srm=srm,
-                            guardrails=[g for g in guardrails if "ci_low" in g],
-                            unlabelled=matured_prediction_count(state, config.model, row.canary_id, row.step,
-                                                                matured_before) - len(pairs))
+                            guardrails=[g for g in guardrails if "ci_low" in g], unlabelled=evidence.unlabelled)
         decision = decide(canary_state(config, row, datetime.now(timezone.utc)), analysis)
         reason = decision.reason
         if len(pairs) and not comparable:

@@ -9,8 +9,7 @@ from datetime import datetime
 import pytest
 
 from airflow_mlops.core import names
-from airflow_mlops.hooks.canary import (LabelSource, labelled_pairs, matured_prediction_count,
-                                        published_counts)
+from airflow_mlops.hooks.canary import LabelSource, look_evidence
 from airflow_mlops.hooks.database import Database
 from airflow_mlops.hooks.state import StateStore
 
@@ -41,13 +40,13 @@ def evidence(tmp_path):
 
 def test_rescored_entities_count_once_in_pairs_and_in_the_split(evidence):
     state, labels = evidence
-    pairs = labelled_pairs(state, labels, "m", "c1", 1, datetime(2025, 2, 1))
-    assert len(pairs) == 200  # not 1,400: seven predictions of one outcome are not seven observations
-    assert set(pairs["champion"].round(6)) == {0.1}  # each entity's latest matured prediction
-    assert matured_prediction_count(state, "m", "c1", 1, datetime(2025, 2, 1)) == 200
-    assert published_counts(state, "m", "c1", 1) == {"champion": 150, "challenger": 50}
+    look = look_evidence(state, labels, "m", "c1", 1, datetime(2025, 2, 1))
+    assert len(look.pairs) == 200  # not 1,400: seven predictions of one outcome are not seven observations
+    assert set(look.pairs["champion"].round(6)) == {0.1}  # each entity's latest matured prediction
+    assert look.matured == 200 and look.unlabelled == 0
+    assert look.published == {"champion": 150, "challenger": 50}
     # Only runs whose labels have matured count: up to the third run, its scores are the latest.
-    early = labelled_pairs(state, labels, "m", "c1", 1, datetime(2025, 1, 3))
+    early = look_evidence(state, labels, "m", "c1", 1, datetime(2025, 1, 3)).pairs
     assert len(early) == 200 and set(early["champion"].round(6)) == {round(0.1 * 3 / 7, 6)}
 
 
@@ -59,4 +58,27 @@ def test_real_valued_ids_join_their_labels_as_the_log_writes_them(evidence, tmp_
         connection.execute("CREATE TABLE real_outcomes (id REAL, label INTEGER)")
         connection.executemany("INSERT INTO real_outcomes VALUES (?, ?)", [(float(i), i % 2) for i in range(200)])
     real = LabelSource(labels.database, "real_outcomes", None, "id", "label")
-    assert len(labelled_pairs(state, real, "m", "c1", 1, datetime(2025, 2, 1))) == 200
+    assert len(look_evidence(state, real, "m", "c1", 1, datetime(2025, 2, 1)).pairs) == 200
+
+
+@pytest.fixture(params=["same database", "labels elsewhere"])
+def partly_labelled(request, evidence, tmp_path):
+    """The evidence with labels for 120 of the 200 entities, one of them twice (a corrected outcome) and one with
+    a NULL label, in the state database or in a database of their own."""
+    state, labels = evidence
+    path = tmp_path / ("state.db" if request.param == "same database" else "labels.db")
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE partial (entity_id TEXT, label INTEGER)")
+        connection.executemany("INSERT INTO partial VALUES (?, ?)",
+                               [(f"E{i}", i % 2) for i in range(120)] + [("E0", 1), ("E150", None)])
+    database = labels.database if request.param == "same database" else Database.from_uri(f"sqlite:///{path}")
+    return state, LabelSource(database, "partial", None, "entity_id", "label")
+
+
+def test_a_look_counts_matured_predictions_without_labels(partly_labelled):
+    state, labels = partly_labelled
+    look = look_evidence(state, labels, "m", "c1", 1, datetime(2025, 2, 1))
+    assert look.matured == 200 and len(look.pairs) == 120 and look.unlabelled == 80
+    assert look.pairs["label"].notna().all()
+    assert look.pairs["label"].sum() == 61  # E0's corrected label counts once, as the larger (1)
+    assert look.published == {"champion": 150, "challenger": 50}
