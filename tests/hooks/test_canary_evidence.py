@@ -11,16 +11,34 @@ import pytest
 from airflow_mlops.core import names
 from airflow_mlops.hooks.canary import LabelSource, look_evidence
 from airflow_mlops.hooks.database import Database
+from airflow_mlops.hooks.dialects import PARAM
 from airflow_mlops.hooks.state import StateStore
+from tests.conftest import POSTGRES_URL
 
 
-@pytest.fixture
-def evidence(tmp_path):
+def _insert(state: StateStore, table: str, rows: list[tuple]) -> None:
+    """Rows into ``table`` (created by the caller or the migrations) of the state database, in its own dialect."""
+    d = state.dialect
+    placeholders = ", ".join(PARAM for _ in rows[0])
+    with state.db.transaction() as cursor:
+        for row in rows:
+            state.db.execute(cursor, f"INSERT INTO {d.quote(state.table(table))} VALUES ({placeholders})", row)
+
+
+def _create(state: StateStore, table: str, columns: str) -> None:
+    with state.db.transaction() as cursor:
+        state.db.execute(cursor, f"CREATE TABLE {state.dialect.quote(state.table(table))} ({columns})")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def evidence(request, tmp_path):
     """200 entities, each scored by 7 daily runs of one step (a 7-day window scored daily); 50 published by the
-    challenger. Labels for all of them; the latest run's scores differ from the earlier runs' on purpose."""
-    path = tmp_path / "state.db"
-    database = Database.from_uri(f"sqlite:///{path}")
-    state = StateStore(database)
+    challenger. Labels for all of them; the latest run's scores differ from the earlier runs' on purpose. In SQLite
+    and in PostgreSQL (whose look picks each entity's latest prediction with DISTINCT ON, not a window)."""
+    if request.param == "sqlite":
+        state = StateStore(Database.from_uri(f"sqlite:///{tmp_path / 'state.db'}"))
+    else:
+        state = StateStore(Database.from_uri(POSTGRES_URL), schema=request.getfixturevalue("postgres_schema"))
     state.migrate()
     rows = []
     for run in range(7):
@@ -30,12 +48,10 @@ def evidence(tmp_path):
                 published = int(to_challenger == (arm == "challenger"))
                 rows.append(("m", f"run-{run}", f"E{entity}", version, arm, score, published, 0.5, 0.25, "c1", 1,
                              f"2025-01-0{run + 1}T00:00:00"))
-    with sqlite3.connect(path) as connection:
-        connection.executemany(f"INSERT INTO {names.PREDICTION_LOG_TABLE} VALUES "
-                               "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-        connection.execute("CREATE TABLE outcomes (entity_id TEXT, label INTEGER)")
-        connection.executemany("INSERT INTO outcomes VALUES (?, ?)", [(f"E{i}", i % 2) for i in range(200)])
-    return state, LabelSource(database, "outcomes", None, "entity_id", "label")
+    _insert(state, names.PREDICTION_LOG_TABLE, rows)
+    _create(state, "outcomes", "entity_id TEXT, label INTEGER")
+    _insert(state, "outcomes", [(f"E{i}", i % 2) for i in range(200)])
+    return state, LabelSource(state.db, state.table("outcomes"), None, "entity_id", "label")
 
 
 def test_rescored_entities_count_once_in_pairs_and_in_the_split(evidence):
@@ -50,29 +66,33 @@ def test_rescored_entities_count_once_in_pairs_and_in_the_split(evidence):
     assert len(early) == 200 and set(early["champion"].round(6)) == {round(0.1 * 3 / 7, 6)}
 
 
-def test_real_valued_ids_join_their_labels_as_the_log_writes_them(evidence, tmp_path):
+def test_real_valued_ids_join_their_labels_as_the_log_writes_them(evidence):
     """Scoring logs an id read as 7.0 as '7' (category_label); a labels table with REAL ids must match it."""
     state, labels = evidence
-    with sqlite3.connect(tmp_path / "state.db") as connection:
-        connection.execute("UPDATE mlops_prediction_log SET entity_id = substr(entity_id, 2)")  # 'E7' -> '7'
-        connection.execute("CREATE TABLE real_outcomes (id REAL, label INTEGER)")
-        connection.executemany("INSERT INTO real_outcomes VALUES (?, ?)", [(float(i), i % 2) for i in range(200)])
-    real = LabelSource(labels.database, "real_outcomes", None, "id", "label")
+    with state.db.transaction() as cursor:  # 'E7' -> '7'
+        state.db.execute(cursor, f"UPDATE {state.dialect.quote(state.table(names.PREDICTION_LOG_TABLE))} "
+                                 "SET entity_id = substr(entity_id, 2)")
+    _create(state, "real_outcomes", "id REAL, label INTEGER")
+    _insert(state, "real_outcomes", [(float(i), i % 2) for i in range(200)])
+    real = LabelSource(labels.database, state.table("real_outcomes"), None, "id", "label")
     assert len(look_evidence(state, real, "m", "c1", 1, datetime(2025, 2, 1)).pairs) == 200
 
 
 @pytest.fixture(params=["same database", "labels elsewhere"])
 def partly_labelled(request, evidence, tmp_path):
     """The evidence with labels for 120 of the 200 entities, one of them twice (a corrected outcome) and one with
-    a NULL label, in the state database or in a database of their own."""
-    state, labels = evidence
-    path = tmp_path / ("state.db" if request.param == "same database" else "labels.db")
+    only a NULL label, in the state database or in a SQLite database of their own."""
+    state, _ = evidence
+    rows = [(f"E{i}", i % 2) for i in range(120)] + [("E0", 1), ("E150", None)]
+    if request.param == "same database":
+        _create(state, "partial", "entity_id TEXT, label INTEGER")
+        _insert(state, "partial", rows)
+        return state, LabelSource(state.db, state.table("partial"), None, "entity_id", "label")
+    path = tmp_path / "labels.db"
     with sqlite3.connect(path) as connection:
         connection.execute("CREATE TABLE partial (entity_id TEXT, label INTEGER)")
-        connection.executemany("INSERT INTO partial VALUES (?, ?)",
-                               [(f"E{i}", i % 2) for i in range(120)] + [("E0", 1), ("E150", None)])
-    database = labels.database if request.param == "same database" else Database.from_uri(f"sqlite:///{path}")
-    return state, LabelSource(database, "partial", None, "entity_id", "label")
+        connection.executemany("INSERT INTO partial VALUES (?, ?)", rows)
+    return state, LabelSource(Database.from_uri(f"sqlite:///{path}"), "partial", None, "entity_id", "label")
 
 
 def test_a_look_counts_matured_predictions_without_labels(partly_labelled):
