@@ -73,4 +73,3 @@ def score_batch(*, config, state, source_db, deployment, models: dict[str, tuple
                                "entity is scored once per run; nothing was written"]) from error
         raise
     return counts
-

@@ -32,7 +32,6 @@ def make_table(admin, table: str, rows: int) -> None:
     admin.execute(f"ANALYZE {table}")
 
 
-
 def child(reader: str, table: str) -> None:
     import time
     import warnings

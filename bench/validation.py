@@ -43,7 +43,6 @@ def make_table(admin, table: str, rows: int) -> None:
     admin.execute(f"ANALYZE {table}")
 
 
-
 def child(path: str, table: str, warmup: str) -> None:
     import time
     import warnings

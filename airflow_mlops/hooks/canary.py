@@ -181,9 +181,9 @@ def matured_label_count_sql(state, labels: LabelSource, model: str, canary_id: s
                             matured_before: datetime) -> tuple[str, list] | None:
     """``SELECT count`` of matured labelled entities, for the label sensor (None when the labels are in another
     database: one query cannot join them, and the sensor does not wait)."""
-    pairs_sql, params = _pairs_sql(state, model, canary_id, step, matured_before)
     if state.db.identity != labels.database.identity:
         return None
+    pairs_sql, params = _pairs_sql(state, model, canary_id, step, matured_before)
     return labels.joined_sql(pairs_sql, "COUNT(DISTINCT p.entity_id)"), params
 
 

@@ -64,4 +64,3 @@ def test_a_champion_giving_nan_stops_the_batch(setup):
     counts = {"rows": 0, "rejected": 0, "champion": 0, "challenger": 0}
     with pytest.raises(DataProblem, match=r"the champion \(version 1\) gave 40 non-finite score\(s\)"):
         score_chunk(chunk, config, {"champion": ("1", NaNEveryTenth(model))}, canary(0.0), "run", "x", counts)
-

@@ -9,25 +9,18 @@ from datetime import datetime
 import pytest
 
 from airflow_mlops.core import names
+from airflow_mlops.core.batch_scoring import LOG_COLUMNS
 from airflow_mlops.hooks.canary import LabelSource, look_evidence
 from airflow_mlops.hooks.database import Database
-from airflow_mlops.hooks.dialects import PARAM
 from airflow_mlops.hooks.state import StateStore
 from tests.conftest import POSTGRES_URL
 
 
-def _insert(state: StateStore, table: str, rows: list[tuple]) -> None:
-    """Rows into ``table`` (created by the caller or the migrations) of the state database, in its own dialect."""
-    d = state.dialect
-    placeholders = ", ".join(PARAM for _ in rows[0])
-    with state.db.transaction() as cursor:
-        for row in rows:
-            state.db.execute(cursor, f"INSERT INTO {d.quote(state.table(table))} VALUES ({placeholders})", row)
-
-
-def _create(state: StateStore, table: str, columns: str) -> None:
-    with state.db.transaction() as cursor:
-        state.db.execute(cursor, f"CREATE TABLE {state.dialect.quote(state.table(table))} ({columns})")
+def _table(state: StateStore, table: str, columns: dict[str, str], rows: list[tuple]) -> None:
+    """``table`` of the state database with these columns (Dialect types) and rows."""
+    state.db.ensure_table(state.table(table), columns)
+    with state.db.bulk_writer(state.table(table), list(columns)) as write:
+        write(rows)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -48,9 +41,10 @@ def evidence(request, tmp_path):
                 published = int(to_challenger == (arm == "challenger"))
                 rows.append(("m", f"run-{run}", f"E{entity}", version, arm, score, published, 0.5, 0.25, "c1", 1,
                              f"2025-01-0{run + 1}T00:00:00"))
-    _insert(state, names.PREDICTION_LOG_TABLE, rows)
-    _create(state, "outcomes", "entity_id TEXT, label INTEGER")
-    _insert(state, "outcomes", [(f"E{i}", i % 2) for i in range(200)])
+    with state.db.bulk_writer(state.table(names.PREDICTION_LOG_TABLE), LOG_COLUMNS) as write:
+        write(rows)
+    d = state.dialect
+    _table(state, "outcomes", {"entity_id": d.TEXT, "label": d.INTEGER}, [(f"E{i}", i % 2) for i in range(200)])
     return state, LabelSource(state.db, state.table("outcomes"), None, "entity_id", "label")
 
 
@@ -72,8 +66,8 @@ def test_real_valued_ids_join_their_labels_as_the_log_writes_them(evidence):
     with state.db.transaction() as cursor:  # 'E7' -> '7'
         state.db.execute(cursor, f"UPDATE {state.dialect.quote(state.table(names.PREDICTION_LOG_TABLE))} "
                                  "SET entity_id = substr(entity_id, 2)")
-    _create(state, "real_outcomes", "id REAL, label INTEGER")
-    _insert(state, "real_outcomes", [(float(i), i % 2) for i in range(200)])
+    _table(state, "real_outcomes", {"id": state.dialect.FLOAT, "label": state.dialect.INTEGER},
+           [(float(i), i % 2) for i in range(200)])
     real = LabelSource(labels.database, state.table("real_outcomes"), None, "id", "label")
     assert len(look_evidence(state, real, "m", "c1", 1, datetime(2025, 2, 1)).pairs) == 200
 
@@ -85,8 +79,7 @@ def partly_labelled(request, evidence, tmp_path):
     state, _ = evidence
     rows = [(f"E{i}", i % 2) for i in range(120)] + [("E0", 1), ("E150", None)]
     if request.param == "same database":
-        _create(state, "partial", "entity_id TEXT, label INTEGER")
-        _insert(state, "partial", rows)
+        _table(state, "partial", {"entity_id": state.dialect.TEXT, "label": state.dialect.INTEGER}, rows)
         return state, LabelSource(state.db, state.table("partial"), None, "entity_id", "label")
     path = tmp_path / "labels.db"
     with sqlite3.connect(path) as connection:
