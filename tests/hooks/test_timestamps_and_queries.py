@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pandas as pd
 import pytest
@@ -266,3 +266,60 @@ def test_a_window_is_ordered_by_a_column_it_does_not_return(tmp_path):
                           table="events", order_by=["id"], with_unreadable=False)
     assert list(read.frame.columns) == ["happened_at", "amount"]
     assert read.frame["amount"].tolist() == [10.0, 30.0, 50.0, 90.0]
+
+
+def _timestamp_texts(rng) -> list:
+    """Timestamps as people write them and as they break: every field at and past its limits, each form of
+    time, fraction and offset, years at pandas' bounds, stray characters, and values that are not text."""
+    fields = {"year": ["1677", "1678", "2024", "2261", "2262", "0999", "2o24"],
+              "month": ["00", "01", "02", "12", "13", "1a"],
+              "day": ["00", "01", "28", "29", "30", "31", "32", "0x"], "hour": ["00", "09", "23", "24", "29"],
+              "minute": ["00", "59", "60"], "second": ["00", "59", "60", "99"]}
+    fractions = ["", ".", ".5", ".999", ".9995", ".999999", ".999999999", ".9999999999", ".9999999999999999",
+                 ".99999999999999999999", ".12a", ".1 "]
+    offsets = ["", "Z", "+01:00", "-14:00", " ", "x"]
+    texts: list = []
+    for _ in range(6000):
+        pick = {name: str(rng.choice(values)) for name, values in fields.items()}
+        if rng.random() < 0.5:  # a valid time in pandas' years, the fields each formatting it had
+            moment = datetime(1678, 1, 1) + timedelta(seconds=int(rng.integers(0, 584 * 365 * 86400)))
+            pick.update(zip(fields, moment.strftime("%Y %m %d %H %M %S").split(), strict=True))
+        date = f"{pick['year']}-{pick['month']}-{pick['day']}"
+        form = int(rng.integers(0, 5))
+        if form == 0:
+            texts.append(date)
+            continue
+        time = f"{pick['hour']}:{pick['minute']}" + ("" if form == 1 else f":{pick['second']}")
+        text = (date + str(rng.choice([" ", "T", "t", "  "])) + time + str(rng.choice(fractions))
+                + str(rng.choice(offsets)))
+        if rng.random() < 0.2:  # one character changed
+            at = int(rng.integers(0, len(text)))
+            text = text[:at] + str(rng.choice(list("0123456789-:T .Z+/é"))) + text[at + 1:]
+        texts.append(text)
+    texts += ["2261-12-31 23:59:59.9996", "2261-12-30 23:59:59.9996", "1678-01-01", "1677-12-31 23:59:59",
+              "2024-02-28 23:59:59.99999", "now", "12:30", "2460311.25", "", " 2024-01-01", 2460311.25, 20240101,
+              b"2024-01-01", None]
+    return texts
+
+
+@pytest.mark.parametrize("declared", ["TEXT", "DATETIME", ""])
+def test_sqlite_plain_timestamp_shortcut_never_disagrees_with_the_full_test(tmp_path, declared):
+    """Readability takes a shortcut for plain timestamps (text comparisons, no date parsing). Over thousands of
+    texts built to break it, the shortcut is true only where the full test is, and the combined test equals the
+    full one. DATETIME has NUMERIC affinity: SQLite compares it with a literal like '1678' as a number."""
+    import numpy as np
+
+    from airflow_mlops.hooks.dialects import SqliteDialect
+
+    texts = _timestamp_texts(np.random.default_rng(23))
+    connection = sqlite3.connect(tmp_path / "t.db")
+    connection.execute(f"CREATE TABLE t (id INTEGER, ts {declared})")
+    connection.executemany("INSERT INTO t VALUES (?, ?)", list(enumerate(texts)))
+    d = SqliteDialect()
+    rows = connection.execute(f"SELECT id, ts, {d._plain_time('ts')}, {d._readable_exactly('ts')}, "
+                              f"{d._readable('ts')} FROM t").fetchall()
+    wrong = [(text, exact) for _, text, plain, exact, _ in rows if plain and not exact]
+    assert not wrong, wrong[:10]
+    assert [combined for *_, combined in rows] == [exact for *_, exact, _ in rows]
+    plain, readable = sum(bool(r[2]) for r in rows), sum(bool(r[3]) for r in rows)
+    assert 500 < plain < readable < len(rows)  # the shortcut does take most plain rows, not all readable ones
