@@ -14,14 +14,16 @@ PREDICTION_COLUMNS = {"scoring_run": "TEXT", "entity_id": "TEXT", "score": "DOUB
 
 
 def score_chunk(chunk, config, models: dict[str, tuple[str, Any]], deployment, run: str, scored_at: str,
-                counts: dict[str, int]) -> tuple[list[tuple], list[tuple]]:
-    """(prediction log rows, published rows) of one chunk; ``counts`` is updated in place. Log rows (both arms'
-    scores, bucket, weight, step) only during a canary.
+                counts: dict[str, int]):
+    """(prediction log rows, published rows) of one chunk, as DataFrames with :data:`LOG_COLUMNS` and the columns of
+    :data:`PREDICTION_COLUMNS`; ``counts`` is updated in place. Log rows (both arms' scores, bucket, weight, step)
+    only during a canary.
 
     Raises ``DataProblem`` for a row without an entity id. Rows with values that are not numbers are not scored
     (counted as ``rejected``).
     """
     import numpy as np
+    import pandas as pd
 
     from airflow_mlops.core.canary import buckets
     from airflow_mlops.core.categories import category_labels
@@ -37,8 +39,9 @@ def score_chunk(chunk, config, models: dict[str, tuple[str, Any]], deployment, r
     coerced = coerce_to_config(chunk, data)
     counts["rejected"] += len(coerced.rejected)
     frame = coerced.frame
+    log = pd.DataFrame(columns=LOG_COLUMNS)
     if frame.empty:
-        return [], []
+        return log, pd.DataFrame(columns=list(PREDICTION_COLUMNS))
     entities = category_labels(frame[data.entity_id]).to_numpy()
     counts["rows"] += len(frame)
     active = deployment.canary_active and names.CHALLENGER in models
@@ -55,27 +58,24 @@ def score_chunk(chunk, config, models: dict[str, tuple[str, Any]], deployment, r
         # A challenger's NaN/inf is logged (its guardrails then fail) but never published: those entities get the
         # champion's score, and the sample-ratio test sees the challenger's missing share.
         to_challenger &= ~broken[names.CHALLENGER]
-    log_rows = []
+    arms = []
     for arm, (version, _) in models.items():
         published = to_challenger if arm == names.CHALLENGER else ~to_challenger
         counts[arm] += int(published.sum())
-        if not active:
-            continue  # the log is the canary's evidence; without one, the predictions table is the whole record
-        canary_id, step = deployment.canary_id, deployment.step
-        log_rows.extend(zip([config.model] * len(frame), [run] * len(frame), entities, [version] * len(frame),
-                            [arm] * len(frame), scores[arm].tolist(), published.astype(int).tolist(),
-                            bucket_values.tolist(), [weight] * len(frame), [canary_id] * len(frame),
-                            [step] * len(frame), [scored_at] * len(frame), strict=True))
+        if active:  # the log is the canary's evidence; without one, the predictions table is the whole record
+            arms.append(pd.DataFrame({
+                "model": config.model, "scoring_run": run, "entity_id": entities, "model_version": version,
+                "arm": arm, "score": scores[arm], "published": published.astype(np.int64), "bucket": bucket_values,
+                "weight": weight, "canary_id": deployment.canary_id, "step": deployment.step,
+                "scored_at": scored_at}, columns=LOG_COLUMNS))
+    if arms:
+        log = pd.concat(arms, ignore_index=True)
     champion_version = models[names.CHAMPION][0]
     challenger_version = models[names.CHALLENGER][0] if active else None
-    published_score = np.where(to_challenger, scores.get(names.CHALLENGER, scores[names.CHAMPION]),
-                               scores[names.CHAMPION])
-    n = len(frame)
-    if to_challenger.any():
-        versions = np.where(to_challenger, challenger_version, champion_version).tolist()
-        arms = np.where(to_challenger, names.CHALLENGER, names.CHAMPION).tolist()
-    else:
-        versions, arms = [champion_version] * n, [names.CHAMPION] * n
-    published_rows = list(zip([run] * n, entities.tolist(), published_score.tolist(), versions, arms,
-                              [scored_at] * n, strict=True))
-    return log_rows, published_rows
+    published_rows = pd.DataFrame({
+        "scoring_run": run, "entity_id": entities,
+        "score": np.where(to_challenger, scores.get(names.CHALLENGER, scores[names.CHAMPION]), scores[names.CHAMPION]),
+        "model_version": np.where(to_challenger, challenger_version, champion_version).astype(object),
+        "arm": np.where(to_challenger, names.CHALLENGER, names.CHAMPION).astype(object), "scored_at": scored_at},
+        columns=list(PREDICTION_COLUMNS))
+    return log, published_rows

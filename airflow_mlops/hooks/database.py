@@ -325,29 +325,48 @@ class Database:
         same connection (SQLite: a second connection's read lock would block the writer until it times out)."""
         d = self.dialect
         with self.transaction() as cursor:
+            stream = _CopyStream(self, cursor) if d.name == "postgres" and hasattr(cursor, "copy") else None
             writers = []
             for table, columns, replace in specs:
                 name = d.quote(d.table_name(table))
                 if replace:
                     where = " AND ".join(f"{d.quote(c)} = {PARAM}" for c in replace)
                     self.execute(cursor, f"DELETE FROM {name} WHERE {where}", list(replace.values()))
-                writers.append(self._writer(cursor, table, name, list(columns)))
-            yield cursor.connection, writers
+                writers.append(self._writer(cursor, stream, table, name, list(columns)))
+            try:
+                yield cursor.connection, writers
+            except BaseException as error:
+                if stream:
+                    stream.abort(error)
+                raise
+            if stream:
+                stream.finish()  # before the commit: the server's verdict on the rows (a duplicate key, say)
 
-    def _writer(self, cursor, table: str, name: str, columns: list[str]):
+    def _writer(self, cursor, stream: _CopyStream | None, table: str, name: str, columns: list[str]):
+        """``write(rows)``: rows are tuples in ``columns`` order, or a DataFrame with these columns. PostgreSQL gets
+        a frame as CSV that Arrow formats (a fifth of the client time of a row-by-row COPY), on the session's
+        :class:`_CopyStream`; elsewhere rows are inserted."""
         d = self.dialect
         quoted = ", ".join(d.quote(c) for c in columns)
-        copy = d.name == "postgres" and hasattr(cursor, "copy")
         insert = d.finalize(f"INSERT INTO {name} ({quoted}) VALUES ({', '.join(PARAM for _ in columns)})")
 
         def write(rows) -> int:
-            rows = list(rows)
+            frame = rows if hasattr(rows, "columns") else None
+            if frame is None:
+                rows = list(rows)
+            elif stream is None:
+                rows = list(zip(*(frame[column].tolist() for column in columns), strict=True))
+            if not len(rows):
+                return 0
             try:
-                if copy and rows:
+                if stream and frame is not None:
+                    stream.write(table, f"COPY {name} ({quoted}) FROM STDIN (FORMAT csv)", _csv(frame[columns]))
+                elif stream:
+                    stream.finish()
                     with cursor.copy(f"COPY {name} ({quoted}) FROM STDIN") as out:
                         for row in rows:
                             out.write_row(row)
-                elif rows:
+                else:
                     cursor.executemany(insert, rows)
             except Exception as error:
                 raise self.error(f"writing {table}", error) from error
@@ -524,6 +543,60 @@ def _read_only_authorizer(action: int, *args) -> int:
 
     allowed = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION}
     return sqlite3.SQLITE_OK if action in allowed else sqlite3.SQLITE_DENY
+
+
+class _CopyStream:
+    """The COPY a write session has open on its connection, kept open across writes to the same table: a queue and
+    a thread of psycopg's send the data while the next chunk is read and scored, and the server parses and indexes
+    it meanwhile (a COPY finished per write waits for the server every time). A connection runs one COPY at a time,
+    so a write to another table finishes it first; the session finishes it before committing."""
+
+    def __init__(self, database: Database, cursor) -> None:
+        self.database, self.cursor = database, cursor
+        self.table: str | None = None
+        self.statement: str | None = None
+        self.copy = self.out = None
+
+    def write(self, table: str, statement: str, data: bytes) -> None:
+        from psycopg.copy import QueuedLibpqWriter
+
+        if statement != self.statement:
+            self.finish()
+            self.copy = self.cursor.copy(statement, writer=QueuedLibpqWriter(self.cursor))
+            self.out = self.copy.__enter__()
+            self.table, self.statement = table, statement
+        self.out.write(data)
+
+    def finish(self) -> None:
+        """End the open COPY, if any, and raise the server's error as a DataSourceError naming the table."""
+        copy, self.copy, self.statement = self.copy, None, None
+        if copy is not None:
+            try:
+                copy.__exit__(None, None, None)
+            except Exception as error:
+                raise self.database.error(f"writing {self.table}", error) from error
+
+    def abort(self, error: BaseException) -> None:
+        copy, self.copy, self.statement = self.copy, None, None
+        if copy is not None:
+            try:
+                copy.__exit__(type(error), error, error.__traceback__)
+            except Exception:  # the original error matters more; the transaction is rolled back either way
+                pass
+
+
+def _csv(frame) -> bytes:
+    """A DataFrame as CSV for PostgreSQL's ``COPY ... (FORMAT csv)``: no header, a missing value as an unquoted empty
+    field (NULL), text always quoted (an empty text stays empty), floats in their shortest exact form (``nan``,
+    ``inf`` read as NaN and Infinity)."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.csv as csv
+
+    sink = io.BytesIO()
+    csv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), sink, csv.WriteOptions(include_header=False))
+    return sink.getvalue()
 
 
 def _plain(value: Any) -> Any:

@@ -47,16 +47,22 @@ def test_a_challengers_nan_scores_are_logged_but_never_published(setup):
     models = {"champion": ("1", model), "challenger": ("2", NaNEveryTenth(model))}
     counts = {"rows": 0, "rejected": 0, "champion": 0, "challenger": 0}
     log, published = score_chunk(chunk, config, models, canary(0.5), "run", "2025-03-03T00:00:00", counts)
-    assert all(np.isfinite(score) for _, _, score, *_ in published)
-    challenger_log = [row for row in log if row[4] == "challenger"]
-    nan_entities = {row[2] for row in challenger_log if not np.isfinite(row[5])}
+    assert np.isfinite(published["score"]).all()
+    challenger_log = log[log["arm"] == "challenger"]
+    nan_entities = set(challenger_log.loc[~np.isfinite(challenger_log["score"]), "entity_id"])
     assert len(nan_entities) == 40  # every tenth of 400, logged for the guardrails to see
-    by_entity = {row[1]: row for row in published}
-    assert all(by_entity[entity][4] == "champion" for entity in nan_entities)
-    assert counts["challenger"] == sum(1 for row in published if row[4] == "challenger")
-    assert counts["champion"] + counts["challenger"] == 400
-    published_flags = {row[2]: row[6] for row in challenger_log}
-    assert all(published_flags[entity] == 0 for entity in nan_entities)
+    by_entity = published.set_index("entity_id")
+    assert (by_entity.loc[sorted(nan_entities), "arm"] == "champion").all()
+    assert counts["challenger"] == (published["arm"] == "challenger").sum()
+    assert counts["champion"] + counts["challenger"] == 400 == len(published)
+    published_flags = challenger_log.set_index("entity_id")["published"]
+    assert (published_flags.loc[sorted(nan_entities)] == 0).all()
+    # the published arm's score and version, entity by entity
+    champion_log = log[log["arm"] == "champion"].set_index("entity_id")
+    challenger_scores = challenger_log.set_index("entity_id")["score"]
+    for entity, row in by_entity.iterrows():
+        expected = challenger_scores[entity] if row["arm"] == "challenger" else champion_log.loc[entity, "score"]
+        assert row["score"] == expected and row["model_version"] == ("2" if row["arm"] == "challenger" else "1")
 
 
 def test_a_champion_giving_nan_stops_the_batch(setup):

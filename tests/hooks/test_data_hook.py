@@ -124,3 +124,49 @@ def test_a_quarantine_table_follows_new_columns(dialect, tmp_path, monkeypatch, 
     assert quarantine_rows(database, table, later, key="r2", reason="y") == 1
     rows = database.read_sql(f"SELECT id, income, new_feature FROM {quote_identifier(table)} ORDER BY id")
     assert rows.values.tolist() == [["1", "n/a", None], ["2", None, "3.5"]]
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgres"])
+def test_a_frame_is_written_as_its_rows_would_be(dialect, tmp_path, request):
+    """Bulk writers take rows or a DataFrame (PostgreSQL: CSV that Arrow formats). Both give the same table: text
+    with quotes, separators, line breaks and accents, empty text apart from missing, exact doubles at their
+    extremes, non-finite scores (PostgreSQL keeps NaN and infinities; SQLite stores NaN as NULL either way)."""
+    import math
+
+    import numpy as np
+
+    from airflow_mlops.hooks.database import Database
+
+    if dialect == "sqlite":
+        database, prefix = Database.from_uri(f"sqlite:///{tmp_path / 'w.db'}"), ""
+    else:
+        database, prefix = Database.from_uri(POSTGRES_URL), f"{request.getfixturevalue('postgres_schema')}."
+    rng = np.random.default_rng(3)
+    texts = ['a "quoted", text', "line\nbreak", "", "é ünï", "7", None, "tab\there", "\\N", "NULL"]
+    doubles = [*rng.random(200).tolist(), 5e-324, 1.7976931348623157e308, -0.0, 1 / 3, float("nan"), float("inf"),
+               float("-inf"), None]
+    n = len(doubles)
+    frame = pd.DataFrame({"key": [f"k{i:03d}" for i in range(n)], "text": (texts * n)[:n], "score": doubles,
+                          "flag": np.arange(n, dtype=np.int64) % 2})
+    columns = list(frame.columns)
+
+    def written(rows, table):
+        database.ensure_table(table, {"key": "TEXT", "text": "TEXT", "score": "DOUBLE PRECISION",
+                                      "flag": "BIGINT"}, primary_key=("key",))
+        with database.bulk_writer(table, columns) as write:
+            assert write(rows) == n
+        return database.read_sql(f"SELECT * FROM {database.dialect.quote(database.dialect.table_name(table))} "
+                                 "ORDER BY key")
+
+    as_rows = written(list(frame.itertuples(index=False, name=None)), prefix + "as_rows")
+    as_frame = written(frame, prefix + "as_frame")
+    assert as_frame.equals(as_rows) and len(as_frame) == n
+    assert as_frame["text"].tolist() == frame["text"].tolist()
+    scores = as_frame["score"].tolist()
+    for got, wanted in zip(scores, frame["score"].tolist(), strict=True):
+        if wanted is None or (math.isnan(wanted) and dialect == "sqlite"):
+            assert got is None or math.isnan(got)
+        elif math.isnan(wanted):
+            assert math.isnan(got)
+        else:
+            assert got == wanted
