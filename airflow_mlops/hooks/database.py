@@ -348,7 +348,22 @@ class Database:
         :class:`_CopyStream`; elsewhere rows are inserted."""
         d = self.dialect
         quoted = ", ".join(d.quote(c) for c in columns)
-        insert = d.finalize(f"INSERT INTO {name} ({quoted}) VALUES ({', '.join(PARAM for _ in columns)})")
+        # Rows go in statements of many rows each: the per-statement cost of executemany is most of its time (a
+        # third faster on SQLite). 999 bound values at most per statement: the limit of SQLite before 3.32.
+        per_statement = max(1, 999 // len(columns))
+        one_row = f"({', '.join(PARAM for _ in columns)})"
+
+        def insert(size: int) -> str:
+            return d.finalize(f"INSERT INTO {name} ({quoted}) VALUES {', '.join([one_row] * size)}")
+
+        def insert_rows(rows: list) -> None:
+            whole = len(rows) - len(rows) % per_statement
+            if whole:
+                flat = [value for row in rows[:whole] for value in row]
+                width = per_statement * len(columns)
+                cursor.executemany(insert(per_statement), [flat[i:i + width] for i in range(0, len(flat), width)])
+            if whole < len(rows):
+                cursor.execute(insert(len(rows) - whole), [value for row in rows[whole:] for value in row])
 
         def write(rows) -> int:
             frame = rows if hasattr(rows, "columns") else None
@@ -367,7 +382,7 @@ class Database:
                         for row in rows:
                             out.write_row(row)
                 else:
-                    cursor.executemany(insert, rows)
+                    insert_rows(rows)
             except Exception as error:
                 raise self.error(f"writing {table}", error) from error
             return len(rows)

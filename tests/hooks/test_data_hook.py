@@ -143,7 +143,7 @@ def test_a_frame_is_written_as_its_rows_would_be(dialect, tmp_path, request):
         database, prefix = Database.from_uri(POSTGRES_URL), f"{request.getfixturevalue('postgres_schema')}."
     rng = np.random.default_rng(3)
     texts = ['a "quoted", text', "line\nbreak", "", "é ünï", "7", None, "tab\there", "\\N", "NULL"]
-    doubles = [*rng.random(200).tolist(), 5e-324, 1.7976931348623157e308, -0.0, 1 / 3, float("nan"), float("inf"),
+    doubles = [*rng.random(600).tolist(), 5e-324, 1.7976931348623157e308, -0.0, 1 / 3, float("nan"), float("inf"),
                float("-inf"), None]
     n = len(doubles)
     frame = pd.DataFrame({"key": [f"k{i:03d}" for i in range(n)], "text": (texts * n)[:n], "score": doubles,
