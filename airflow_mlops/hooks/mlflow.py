@@ -33,6 +33,7 @@ from airflow_mlops.hooks import mlflow_auth
 
 DEFAULT_REQUEST_TIMEOUT = 30.0   # seconds per HTTP request
 DEFAULT_MAX_RETRIES = 2          # MLflow's own retries per request (its default, 7, takes ~4 minutes)
+CONNECTION_TEST_WAIT = 5.0      # seconds the connection form's test keeps trying
 DEFAULT_MAX_WAIT = 60.0          # seconds ensure_reachable keeps trying before giving up
 
 
@@ -187,17 +188,19 @@ class MLflowHook(BaseHook):
 
     # --- reachability -------------------------------------------------------------------------------------
 
-    def ensure_reachable(self) -> None:
+    def ensure_reachable(self, max_wait: float | None = None) -> None:
         """Fail fast when the tracking server cannot be used: ``MLflowUnavailable`` (retryable) after at most
-        ``max_wait`` seconds, or a non-retryable error when it rejects the credentials. Local stores pass."""
+        ``max_wait`` seconds (default: the connection's), or a non-retryable error when it rejects the credentials.
+        Local stores pass."""
         import requests
 
         settings = self.settings
         if not settings.is_http:
             return
+        max_wait = settings.max_wait if max_wait is None else min(max_wait, settings.max_wait)
         url = settings.tracking_uri.rstrip("/") + "/api/2.0/mlflow/experiments/search"
         headers = {"Authorization": settings.authorization} if settings.authorization else {}
-        deadline = time.monotonic() + settings.max_wait
+        deadline = time.monotonic() + max_wait
         delay, last = 0.5, "no answer"
         while True:
             remaining = deadline - time.monotonic()
@@ -215,13 +218,14 @@ class MLflowHook(BaseHook):
                 last = f"HTTP {response.status_code}"
             if time.monotonic() + delay > deadline:
                 raise MLflowUnavailable(f"MLflow connection {self.mlflow_conn_id!r} ({settings.tracking_uri}) is not "
-                                        f"reachable: {last} after {settings.max_wait:.0f}s (extra 'max_wait')")
+                                        f"reachable: {last} after {max_wait:.0f}s (extra 'max_wait')")
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
 
     def test_connection(self) -> tuple[bool, str]:
         try:
-            self.ensure_reachable()
+            # The UI's "Test" button waits for this answer: a few seconds, not a task's patience.
+            self.ensure_reachable(max_wait=CONNECTION_TEST_WAIT)
             with self.session() as client:
                 client.search_experiments(max_results=1)
         except Exception as error:  # the message is shown in the UI; it names no secret
