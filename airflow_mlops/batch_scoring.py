@@ -31,12 +31,12 @@ def select_batch(config, source_db, end: datetime) -> tuple[str, list]:
 
 @contextmanager
 def _writers(state_db, source_db, log_spec, published_spec):
-    """(connection to read through or None, write_log, write_published). One transaction, and reads through its
-    connection, when everything is one database (SQLite allows one writer, and a second connection's read lock
-    would stall it); else one transaction per database and the reads on a connection of their own."""
+    """(connection to read through or None, write_log, write_published). One transaction when everything is one
+    database, and on SQLite the reads through its connection (SQLite allows one writer, and a second connection's
+    read lock would stall it); else one transaction per database and the reads on a connection of their own."""
     if state_db.identity == source_db.identity:
         with state_db.write_session([log_spec, published_spec]) as (connection, writers):
-            yield connection if source_db.dialect.name == "sqlite" else None, *writers
+            yield connection, *writers
         return
     with state_db.bulk_writers([log_spec]) as (write_log,), source_db.bulk_writers([published_spec]) as (publish,):
         yield None, write_log, publish

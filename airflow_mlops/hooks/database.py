@@ -321,8 +321,10 @@ class Database:
 
     @contextmanager
     def write_session(self, specs: Sequence[tuple[str, Sequence[str], dict[str, Any] | None]]):
-        """(connection, writers) of :meth:`bulk_writers`: pass the connection to :meth:`iter_frames` to read in the
-        same connection (SQLite: a second connection's read lock would block the writer until it times out)."""
+        """(connection, writers) of :meth:`bulk_writers`. On SQLite, pass the connection to :meth:`iter_frames` to
+        read in the same connection (a second connection's read lock would block the writer until it times out).
+        On PostgreSQL it is None: the session's COPY stream holds the connection between writes (a statement on it
+        would wait for the stream forever), and reads belong on a connection of their own anyway."""
         d = self.dialect
         with self.transaction() as cursor:
             stream = _CopyStream(self, cursor) if d.name == "postgres" and hasattr(cursor, "copy") else None
@@ -334,7 +336,7 @@ class Database:
                     self.execute(cursor, f"DELETE FROM {name} WHERE {where}", list(replace.values()))
                 writers.append(self._writer(cursor, stream, table, name, list(columns)))
             try:
-                yield cursor.connection, writers
+                yield (None if stream else cursor.connection), writers
             except BaseException as error:
                 if stream:
                     stream.abort(error)
@@ -357,6 +359,10 @@ class Database:
             return d.finalize(f"INSERT INTO {name} ({quoted}) VALUES {', '.join([one_row] * size)}")
 
         def insert_rows(rows: list) -> None:
+            # Flattened rows of the wrong length would shift values into their neighbours: refuse them.
+            wrong = next((row for row in rows if len(row) != len(columns)), None)
+            if wrong is not None:
+                raise ValueError(f"a row of {len(wrong)} values for {len(columns)} columns {columns}: {wrong!r}"[:300])
             whole = len(rows) - len(rows) % per_statement
             if whole:
                 flat = [value for row in rows[:whole] for value in row]

@@ -170,3 +170,38 @@ def test_a_frame_is_written_as_its_rows_would_be(dialect, tmp_path, request):
             assert math.isnan(got)
         else:
             assert got == wanted
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgres"])
+def test_rows_of_the_wrong_length_are_refused_and_nothing_is_written(dialect, tmp_path, request):
+    """Found by a probe: rows flattened into multi-row INSERTs shifted a short row's neighbours into its place."""
+    from airflow_mlops.core.errors import DataSourceError
+    from airflow_mlops.hooks.database import Database
+
+    if dialect == "sqlite":
+        database, table = Database.from_uri(f"sqlite:///{tmp_path / 'w.db'}"), "t"
+    else:
+        database, table = Database.from_uri(POSTGRES_URL), f"{request.getfixturevalue('postgres_schema')}.t"
+    database.ensure_table(table, {"a": "TEXT", "b": "TEXT", "c": "TEXT"})
+    for rows in ([("a1", "b1", "c1"), ("a2", "b2"), ("a3", "b3", "c3")],
+                 [("a1", "b1", "c1"), ("a2", "b2", "c2", "extra")]):
+        with pytest.raises(DataSourceError, match="writing"):
+            with database.bulk_writer(table, ["a", "b", "c"]) as write:
+                write(rows)
+    assert database.read_sql(f"SELECT count(*) AS n FROM {database.dialect.quote(database.dialect.table_name(table))}"
+                             )["n"].iloc[0] == 0
+
+
+def test_a_postgres_write_session_lends_no_connection_its_copy_holds(postgres_schema):
+    """Found by a probe: a statement on the session's connection while a frame's COPY stream was open waited
+    forever for psycopg's connection lock. PostgreSQL sessions hand out no connection; SQLite ones do (reads must
+    go through the writer's connection there)."""
+    from airflow_mlops.hooks.database import Database
+
+    database = Database.from_uri(POSTGRES_URL)
+    database.ensure_table(f"{postgres_schema}.t", {"k": "BIGINT"})
+    with database.write_session([(f"{postgres_schema}.t", ["k"], None)]) as (connection, (write,)):
+        assert connection is None
+        write(pd.DataFrame({"k": [1, 2, 3]}))
+        assert len(database.read_sql(f'SELECT k FROM "{postgres_schema}".t')) == 0  # not committed yet
+    assert database.read_sql(f'SELECT count(*) AS n FROM "{postgres_schema}".t')["n"].iloc[0] == 3
