@@ -346,8 +346,8 @@ class Database:
 
     def _writer(self, cursor, stream: _CopyStream | None, table: str, name: str, columns: list[str]):
         """``write(rows)``: rows are tuples in ``columns`` order, or a DataFrame with these columns. PostgreSQL gets
-        a frame as CSV that Arrow formats (a fifth of the client time of a row-by-row COPY), on the session's
-        :class:`_CopyStream`; elsewhere rows are inserted."""
+        a frame of text and numbers as CSV that Arrow formats (a fifth of the client time of a row-by-row COPY), on
+        the session's :class:`_CopyStream`; other frames and rows go row by row; elsewhere rows are inserted."""
         d = self.dialect
         quoted = ", ".join(d.quote(c) for c in columns)
         # Rows go in statements of many rows each: the per-statement cost of executemany is most of its time (a
@@ -360,7 +360,8 @@ class Database:
 
         def insert_rows(rows: list) -> None:
             # Flattened rows of the wrong length would shift values into their neighbours: refuse them.
-            wrong = next((row for row in rows if len(row) != len(columns)), None)
+            wrong = next((row for row in rows if not isinstance(row, (tuple, list)) or len(row) != len(columns)),
+                         None)
             if wrong is not None:
                 raise ValueError(f"a row of {len(wrong)} values for {len(columns)} columns {columns}: {wrong!r}"[:300])
             whole = len(rows) - len(rows) % per_statement
@@ -372,22 +373,23 @@ class Database:
                 cursor.execute(insert(len(rows) - whole), [value for row in rows[whole:] for value in row])
 
         def write(rows) -> int:
-            frame = rows if hasattr(rows, "columns") else None
-            if frame is None:
-                rows = list(rows)
-            elif stream is None:
-                rows = list(zip(*(frame[column].tolist() for column in columns), strict=True))
-            if not len(rows):
-                return 0
             try:
-                if stream and frame is not None:
-                    stream.write(table, f"COPY {name} ({quoted}) FROM STDIN (FORMAT csv)", _csv(frame[columns]))
-                elif stream:
+                if hasattr(rows, "columns"):  # a DataFrame
+                    frame = rows[columns]
+                    if not len(frame):
+                        return 0
+                    data = _csv(frame) if stream else None
+                    if data is not None:
+                        stream.write(table, f"COPY {name} ({quoted}) FROM STDIN (FORMAT csv)", data)
+                        return len(frame)
+                    rows = zip(*(frame[column].tolist() for column in columns), strict=True)
+                rows = list(rows)
+                if stream and rows:
                     stream.finish()
                     with cursor.copy(f"COPY {name} ({quoted}) FROM STDIN") as out:
                         for row in rows:
                             out.write_row(row)
-                else:
+                elif rows:
                     insert_rows(rows)
             except Exception as error:
                 raise self.error(f"writing {table}", error) from error
@@ -606,17 +608,26 @@ class _CopyStream:
                 pass
 
 
-def _csv(frame) -> bytes:
+def _csv(frame) -> bytes | None:
     """A DataFrame as CSV for PostgreSQL's ``COPY ... (FORMAT csv)``: no header, a missing value as an unquoted empty
     field (NULL), text always quoted (an empty text stays empty), floats in their shortest exact form (``nan``,
-    ``inf`` read as NaN and Infinity)."""
+    ``inf`` read as NaN and Infinity). None unless every column is text, integers or float64, where the CSV says
+    what a row-by-row write would (Arrow prints a float32 rounded, a boolean as ``true``, bytes unescaped, and
+    cannot convert an object column of mixed types)."""
     import io
 
     import pyarrow as pa
     import pyarrow.csv as csv
 
+    try:
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    exact = (pa.types.is_string, pa.types.is_large_string, pa.types.is_integer, pa.types.is_float64, pa.types.is_null)
+    if not all(any(check(field.type) for check in exact) for field in table.schema):
+        return None
     sink = io.BytesIO()
-    csv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), sink, csv.WriteOptions(include_header=False))
+    csv.write_csv(table, sink, csv.WriteOptions(include_header=False))
     return sink.getvalue()
 
 
