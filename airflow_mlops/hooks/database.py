@@ -339,7 +339,7 @@ class Database:
                 yield (None if stream else cursor.connection), writers
             except BaseException as error:
                 if stream:
-                    stream.abort(error)
+                    stream.finish(error)
                 raise
             if stream:
                 stream.finish()  # before the commit: the server's verdict on the rows (a duplicate key, say)
@@ -590,22 +590,18 @@ class _CopyStream:
             self.table, self.statement = table, statement
         self.out.write(data)
 
-    def finish(self) -> None:
-        """End the open COPY, if any, and raise the server's error as a DataSourceError naming the table."""
+    def finish(self, error: BaseException | None = None) -> None:
+        """End the open COPY, if any: with ``error`` (the session's), cancel it quietly (the original error matters
+        more, and the transaction is rolled back either way); else raise the server's error as a DataSourceError
+        naming the table."""
         copy, self.copy, self.statement = self.copy, None, None
-        if copy is not None:
-            try:
-                copy.__exit__(None, None, None)
-            except Exception as error:
-                raise self.database.error(f"writing {self.table}", error) from error
-
-    def abort(self, error: BaseException) -> None:
-        copy, self.copy, self.statement = self.copy, None, None
-        if copy is not None:
-            try:
-                copy.__exit__(type(error), error, error.__traceback__)
-            except Exception:  # the original error matters more; the transaction is rolled back either way
-                pass
+        if copy is None:
+            return
+        try:
+            copy.__exit__(*((type(error), error, error.__traceback__) if error else (None, None, None)))
+        except Exception as failure:
+            if error is None:
+                raise self.database.error(f"writing {self.table}", failure) from failure
 
 
 def _csv(frame) -> bytes | None:

@@ -201,9 +201,9 @@ class SqliteDialect(Dialect):
         """A sufficient condition for :meth:`_readable_exactly`, with text comparisons and GLOB only (a third of
         its cost: SQLite parses the text once per date function, five times there): ``YYYY-MM-DD``, or that and a
         time to the second (``T`` or a space, a fraction of at most 9 digits, no offset), every field in range (20
-        nines of fraction make SQLite's seconds 60.0, and the time unreadable). Days 29-31
-        (the month decides) and the last day pandas can hold (a fraction can round up past its midnight) are left to
-        the exact test, as is anything else. The year bound is '1678-01-01', not '1678': a column declared DATETIME
+        nines of fraction make SQLite's seconds 60.0, and the time unreadable). Days 29-31 (the month decides) and
+        the last day pandas can hold (a fraction can round up past its midnight) are left to the exact test, as is
+        anything else. The year bound is '1678-01-01', not '1678': a column declared DATETIME
         has NUMERIC affinity, and SQLite compares it with a literal that looks like a number as a number."""
         q, digit = self.quote(column), "[0-9]"
         date = f"{digit * 4}-[01]{digit}-[0-3]{digit}"
