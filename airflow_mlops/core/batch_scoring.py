@@ -39,9 +39,8 @@ def score_chunk(chunk, config, models: dict[str, tuple[str, Any]], deployment, r
     coerced = coerce_to_config(chunk, data)
     counts["rejected"] += len(coerced.rejected)
     frame = coerced.frame
-    log = pd.DataFrame(columns=LOG_COLUMNS)
     if frame.empty:
-        return log, pd.DataFrame(columns=list(PREDICTION_COLUMNS))
+        return pd.DataFrame(columns=LOG_COLUMNS), pd.DataFrame(columns=list(PREDICTION_COLUMNS))
     entities = category_labels(frame[data.entity_id]).to_numpy()
     counts["rows"] += len(frame)
     active = deployment.canary_active and names.CHALLENGER in models
@@ -68,8 +67,7 @@ def score_chunk(chunk, config, models: dict[str, tuple[str, Any]], deployment, r
                 "arm": arm, "score": scores[arm], "published": published.astype(np.int64), "bucket": bucket_values,
                 "weight": weight, "canary_id": deployment.canary_id, "step": deployment.step,
                 "scored_at": scored_at}, columns=LOG_COLUMNS))
-    if arms:
-        log = pd.concat(arms, ignore_index=True)
+    log = pd.concat(arms, ignore_index=True) if arms else pd.DataFrame(columns=LOG_COLUMNS)
     champion_version = models[names.CHAMPION][0]
     challenger_version = models[names.CHALLENGER][0] if active else None
     published_rows = pd.DataFrame({
